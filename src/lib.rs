@@ -1,0 +1,10 @@
+//! vit-lens: a Vision Transformer (ViT / DeiT) that shows its work.
+//!
+//! Layers, each calling only downward:
+//! `engine`/`analysis`/`render` → `model` → `checkpoint`/`preprocess`.
+pub mod analysis;
+pub mod checkpoint;
+pub mod engine;
+pub mod model;
+pub mod preprocess;
+pub mod render;
