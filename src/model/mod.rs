@@ -1,0 +1,16 @@
+//! The ViT forward pass on the CPU (candle).
+
+mod interpolate;
+mod vit;
+
+pub use interpolate::resize_position_grid;
+pub use vit::VisionTransformer;
+
+/// Why a forward pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid model input: {0}")]
+    Input(String),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}

@@ -1,0 +1,388 @@
+//! The command-line interface: argument parsing and the `classify` / `bench` commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use vit_lens::analysis::{rollout, softmax, top_k, HeadFusion, RolloutOptions};
+use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
+use vit_lens::engine::Engine;
+use vit_lens::preprocess::{preprocess_bytes, DecodeLimits, Preprocessed};
+use vit_lens::render::{encode_png, overlay, Colormap};
+
+#[derive(Parser)]
+#[command(name = "vit-lens", version, about = "Watch a Vision Transformer classify an image, with attention rollout for every layer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify one image and report the top classes and the attention rollout.
+    Classify(ClassifyArgs),
+    /// Time the forward pass: median, min and max per image after warm-up.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Checkpoint directory: config.json, model.safetensors, optional preprocessor_config.json.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// CPU threads for the forward pass (default: all cores).
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// An image file (PNG, JPEG, WebP, GIF), preprocessed as the checkpoint says.
+    #[arg(long, value_name = "FILE", conflicts_with = "pixels", required_unless_present = "pixels")]
+    image: Option<PathBuf>,
+    /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
+    #[arg(long, value_name = "FILE")]
+    pixels: Option<PathBuf>,
+    /// How many classes to list.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    top: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the preprocessed input as safetensors (`pixel_values`, [1,3,H,W], f32).
+    #[arg(long, value_name = "FILE")]
+    save_pixels: Option<PathBuf>,
+    /// Write the rollout heatmap over the model's crop as a PNG.
+    #[arg(long, value_name = "OUT.png")]
+    rollout_png: Option<PathBuf>,
+    /// Layer of the rollout drawn by --rollout-png, 1-based (default: the last).
+    #[arg(long, value_name = "L")]
+    layer: Option<usize>,
+    /// How the heads of a layer are fused: mean, max or min.
+    #[arg(long, default_value = "mean")]
+    head_fusion: HeadFusion,
+    /// Fraction of the weakest attention links dropped before rollout, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    discard_ratio: f32,
+    /// Roll out from the distillation token instead of CLS (distilled DeiT only).
+    #[arg(long)]
+    from_distillation_token: bool,
+    /// Colormap of --rollout-png.
+    #[arg(long, default_value = "turbo")]
+    colormap: Colormap,
+    /// Heatmap opacity of --rollout-png, in [0, 1].
+    #[arg(long, default_value_t = 0.6)]
+    opacity: f32,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Timed runs after warm-up.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    runs: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3, value_name = "W")]
+    warmup: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1, value_name = "B")]
+    batch: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Classify(args) => classify(args),
+        Command::Bench(args) => bench(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// Sets the thread count before anything starts a thread pool; returns the count in use.
+fn configure_threads(threads: Option<usize>) -> Result<usize> {
+    if let Some(t) = threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // candle's kernels and its GEMM both size their pools from this variable.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
+    Ok(candle_core::utils::get_num_threads())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    if !dir.is_dir() {
+        bail!(
+            "model directory {} does not exist (it should hold config.json and model.safetensors)",
+            dir.display()
+        );
+    }
+    let config = read(&dir.join("config.json"))?;
+    let weights = read(&dir.join("model.safetensors"))?;
+    let preprocessor_path = dir.join("preprocessor_config.json");
+    let preprocessor = if preprocessor_path.exists() {
+        Some(read(&preprocessor_path)?)
+    } else {
+        None
+    };
+    Checkpoint::from_bytes(CheckpointFiles {
+        config_json: &config,
+        preprocessor_config_json: preprocessor.as_deref(),
+        safetensors: &weights,
+    })
+    .with_context(|| format!("cannot load the checkpoint in {}", dir.display()))
+}
+
+/// Model input read from a `pixel_values` safetensors file: (values, height, width).
+fn read_pixels(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
+    let bytes = read(path)?;
+    let raw = vit_lens::checkpoint::read_safetensors(&bytes)
+        .with_context(|| format!("cannot read pixels from {}", path.display()))?;
+    let tensor = raw.tensors.get("pixel_values").with_context(|| {
+        format!(
+            "{} has no tensor named `pixel_values` (found: {:?})",
+            path.display(),
+            raw.tensors.keys().collect::<Vec<_>>()
+        )
+    })?;
+    match tensor.shape.as_slice() {
+        [1, c, h, w] if *c == channels => Ok((tensor.data.clone(), *h, *w)),
+        other => bail!(
+            "`pixel_values` in {} has shape {other:?}; expected [1, {channels}, height, width]",
+            path.display()
+        ),
+    }
+}
+
+fn write_pixels(path: &Path, pixels: &[f32], channels: usize, height: usize, width: usize) -> Result<()> {
+    let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, channels, height, width], &bytes)
+        .context("cannot build the pixel tensor")?;
+    let file = safetensors::serialize([("pixel_values", view)], None).context("cannot serialize pixels")?;
+    std::fs::write(path, file).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Undoes normalization so an input given as pixels can be drawn under its heatmap.
+fn image_from_pixels(pixels: &[f32], height: usize, width: usize, checkpoint: &Checkpoint) -> image::RgbImage {
+    let mean = checkpoint.preprocess.mean;
+    let std = checkpoint.preprocess.std;
+    let plane = height * width;
+    image::RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let i = y as usize * width + x as usize;
+        image::Rgb(std::array::from_fn(|c| {
+            let v = (pixels[c * plane + i] * std[c] + mean[c]) * 255.0;
+            v.round().clamp(0.0, 255.0) as u8
+        }))
+    })
+}
+
+fn classify(args: ClassifyArgs) -> Result<()> {
+    let threads = configure_threads(args.model.threads)?;
+    if !(0.0..1.0).contains(&args.discard_ratio) {
+        bail!("--discard-ratio must be in [0, 1), got {}", args.discard_ratio);
+    }
+    if !(0.0..=1.0).contains(&args.opacity) {
+        bail!("--opacity must be in [0, 1], got {}", args.opacity);
+    }
+    let t0 = Instant::now();
+    let checkpoint = load_checkpoint(&args.model.model)?;
+    let engine = Engine::cpu(&checkpoint).context("cannot build the model")?;
+    let load_ms = ms_since(t0);
+    let channels = checkpoint.config.num_channels;
+
+    let t0 = Instant::now();
+    let (pixels, height, width, crop) = match (&args.image, &args.pixels) {
+        (Some(path), _) => {
+            let bytes = read(path)?;
+            let Preprocessed {
+                pixel_values,
+                height,
+                width,
+                crop,
+            } = preprocess_bytes(&bytes, &checkpoint.preprocess, &DecodeLimits::default())
+                .with_context(|| format!("cannot use the image {}", path.display()))?;
+            (pixel_values, height as usize, width as usize, Some(crop))
+        }
+        (None, Some(path)) => {
+            let (pixels, h, w) = read_pixels(path, channels)?;
+            (pixels, h, w, None)
+        }
+        (None, None) => bail!("give an image with --image FILE or model input with --pixels FILE"),
+    };
+    let preprocess_ms = ms_since(t0);
+    if let Some(path) = &args.save_pixels {
+        write_pixels(path, &pixels, channels, height, width)?;
+    }
+
+    let t0 = Instant::now();
+    let result = engine.infer_batch(&pixels, 1, height, width)?.remove(0);
+    let forward_ms = ms_since(t0);
+
+    let t0 = Instant::now();
+    let options = RolloutOptions {
+        head_fusion: args.head_fusion,
+        discard_ratio: args.discard_ratio,
+        start_token: usize::from(args.from_distillation_token),
+    };
+    if args.from_distillation_token && result.prefix_tokens < 2 {
+        bail!("--from-distillation-token needs a distilled DeiT; this model has no distillation token");
+    }
+    let maps = rollout(&result.attentions, result.prefix_tokens, &options)?;
+    let rollout_ms = ms_since(t0);
+
+    let probs = softmax(&result.logits);
+    let top = top_k(&probs, &checkpoint.labels, args.top);
+
+    let layers = maps.len();
+    let layer = args.layer.unwrap_or(layers);
+    if layer == 0 || layer > layers {
+        bail!("--layer must be between 1 and {layers}, got {layer}");
+    }
+    if let Some(path) = &args.rollout_png {
+        let crop = crop.unwrap_or_else(|| image_from_pixels(&pixels, height, width, &checkpoint));
+        let rgba = overlay(&crop, &maps[layer - 1], result.patch_grid, args.colormap, args.opacity)?;
+        std::fs::write(path, encode_png(&rgba)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+
+    if args.json {
+        let out = json!({
+            "model": {
+                "architecture": checkpoint.architecture,
+                "layout": checkpoint.layout,
+                "stored_dtype": checkpoint.stored_dtype,
+                "parameters": checkpoint.parameter_count(),
+                "config": checkpoint.config,
+            },
+            "input": {"height": height, "width": width},
+            "top": top,
+            "logits": result.logits,
+            "rollout": {
+                "grid": [result.patch_grid.0, result.patch_grid.1],
+                "head_fusion": options.head_fusion,
+                "discard_ratio": options.discard_ratio,
+                "start_token": if args.from_distillation_token { "distillation" } else { "cls" },
+                "layers": maps,
+            },
+            "backend": engine.backend(),
+            "threads": threads,
+            "timings_ms": {
+                "load": load_ms,
+                "preprocess": preprocess_ms,
+                "forward": forward_ms,
+                "rollout": rollout_ms,
+            },
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{} ({} layout, {} layers, {} classes) on {}",
+            checkpoint.architecture,
+            checkpoint.layout,
+            checkpoint.config.num_layers,
+            checkpoint.config.num_classes,
+            engine.backend()
+        );
+        for p in &top {
+            println!("{:>7.3}%  {:>5}  {}", p.prob * 100.0, p.index, p.label);
+        }
+        println!(
+            "timings: load {load_ms:.1} ms, preprocess {preprocess_ms:.1} ms, forward {forward_ms:.1} ms, rollout {rollout_ms:.1} ms"
+        );
+        if let Some(path) = &args.rollout_png {
+            println!("rollout of layer {layer}/{layers} written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let threads = configure_threads(args.model.threads)?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let checkpoint = load_checkpoint(&args.model.model)?;
+    let engine = Engine::cpu(&checkpoint).context("cannot build the model")?;
+    let cfg = &checkpoint.config;
+    let side = cfg.image_size;
+    let len = args.batch * cfg.num_channels * side * side;
+    // A smooth deterministic input: timings do not depend on the values, but NaNs would hide work.
+    let pixels: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.013).sin()).collect();
+
+    let t0 = Instant::now();
+    engine.infer_batch(&pixels, args.batch, side, side)?;
+    let first_ms = ms_since(t0) / args.batch as f64;
+    for _ in 0..args.warmup {
+        engine.infer_batch(&pixels, args.batch, side, side)?;
+    }
+    let mut per_image: Vec<f64> = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let t0 = Instant::now();
+        engine.infer_batch(&pixels, args.batch, side, side)?;
+        per_image.push(ms_since(t0) / args.batch as f64);
+    }
+    per_image.sort_by(f64::total_cmp);
+    let n = per_image.len();
+    let median = if n % 2 == 1 {
+        per_image[n / 2]
+    } else {
+        (per_image[n / 2 - 1] + per_image[n / 2]) / 2.0
+    };
+    let (min, max) = (per_image[0], per_image[n - 1]);
+    let gflops = 2.0 * cfg.macs() as f64 / 1e9;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "median_ms": median,
+                "min_ms": min,
+                "max_ms": max,
+                "first_ms": first_ms,
+                "runs": args.runs,
+                "warmup": args.warmup,
+                "batch": args.batch,
+                "threads": threads,
+                "backend": engine.backend(),
+                "gflop_per_image": gflops,
+                "architecture": checkpoint.architecture,
+            })
+        );
+    } else {
+        println!(
+            "{} on {}, {threads} thread(s), batch {}: median {median:.2} ms/image (min {min:.2}, max {max:.2}; first run {first_ms:.2}) over {} runs — {:.1} GFLOP/s",
+            checkpoint.architecture,
+            engine.backend(),
+            args.batch,
+            args.runs,
+            gflops / (median / 1e3)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! `config.json` of both layouts → [`ModelConfig`], labels and preprocessing defaults.
+//!
+//! Geometry is read from the config and checked against the weights' shapes; where timm's
+//! configs leave something out (they usually carry only the architecture name), it is taken
+//! from the weights, and only the number of heads comes from the name.
+
+use serde_json::Value;
+
+use super::{CheckpointError, Layout, RawWeights};
+use crate::preprocess::PreprocessConfig;
+
+/// The MLP's activation, as `hidden_act` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `gelu`: the exact form, x·Φ(x) with the error function.
+    GeluErf,
+    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+}
+
+/// How logits are read off the final tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classifier {
+    /// One head on the CLS token.
+    Cls,
+    /// DeiT distilled: a head on CLS and one on the distillation token, averaged at inference.
+    ClsAndDistillation,
+}
+
+/// The geometry of a ViT / DeiT.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ModelConfig {
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    /// Side of the square input the position embeddings were trained for, in pixels.
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_channels: usize,
+    pub num_classes: usize,
+    pub qkv_bias: bool,
+    pub layer_norm_eps: f64,
+    pub activation: Activation,
+    /// Whether a distillation token follows CLS (every transformers DeiT has one).
+    pub distillation_token: bool,
+    pub classifier: Classifier,
+}
+
+impl ModelConfig {
+    /// Tokens before the patches: CLS, and the distillation token if present.
+    pub fn prefix_tokens(&self) -> usize {
+        1 + usize::from(self.distillation_token)
+    }
+
+    /// Patches per side at the native resolution.
+    pub fn patch_grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// Tokens at the native resolution.
+    pub fn tokens(&self) -> usize {
+        self.prefix_tokens() + self.patch_grid() * self.patch_grid()
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Multiply-accumulates of one forward pass at the native resolution.
+    pub fn macs(&self) -> u64 {
+        let t = self.tokens() as u64;
+        let d = self.hidden_size as u64;
+        let m = self.intermediate_size as u64;
+        let patches = (self.patch_grid() * self.patch_grid()) as u64;
+        let patch_in = (self.num_channels * self.patch_size * self.patch_size) as u64;
+        let per_layer = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * m;
+        let heads = if self.classifier == Classifier::ClsAndDistillation { 2 } else { 1 };
+        patches * patch_in * d + self.num_layers as u64 * per_layer + heads * d * self.num_classes as u64
+    }
+
+    fn validate(&self) -> Result<(), CheckpointError> {
+        let field = |field: &str, problem: String| CheckpointError::ConfigField {
+            field: field.to_string(),
+            problem,
+        };
+        for (name, value) in [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_layers),
+            ("num_attention_heads", self.num_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("image_size", self.image_size),
+            ("patch_size", self.patch_size),
+            ("num_channels", self.num_channels),
+            ("num_labels", self.num_classes),
+        ] {
+            if value == 0 {
+                return Err(field(name, "must be at least 1".to_string()));
+            }
+        }
+        if self.hidden_size % self.num_heads != 0 {
+            return Err(field(
+                "num_attention_heads",
+                format!(
+                    "hidden size {} is not divisible by {} heads",
+                    self.hidden_size, self.num_heads
+                ),
+            ));
+        }
+        if self.image_size % self.patch_size != 0 {
+            return Err(field(
+                "image_size",
+                format!(
+                    "{} px is not a multiple of the {} px patch size",
+                    self.image_size, self.patch_size
+                ),
+            ));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(field(
+                "layer_norm_eps",
+                format!("{} is not a positive number", self.layer_norm_eps),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the config says, before the weights are mapped.
+pub(super) struct Parsed {
+    pub model: ModelConfig,
+    pub labels: Vec<String>,
+    pub preprocess_defaults: PreprocessConfig,
+    pub architecture: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ConfigKind {
+    Transformers,
+    Timm,
+}
+
+impl std::fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Layout::from(*self).fmt(f)
+    }
+}
+
+impl From<ConfigKind> for Layout {
+    fn from(kind: ConfigKind) -> Layout {
+        match kind {
+            ConfigKind::Transformers => Layout::Transformers,
+            ConfigKind::Timm => Layout::Timm,
+        }
+    }
+}
+
+impl ConfigKind {
+    pub fn of(config: &Value) -> Result<Self, CheckpointError> {
+        if config.get("model_type").is_some() || config.get("architectures").is_some() {
+            Ok(ConfigKind::Transformers)
+        } else if config.get("architecture").is_some() {
+            Ok(ConfigKind::Timm)
+        } else {
+            Err(CheckpointError::UnknownArchitecture(
+                "(config.json has neither transformers' `model_type`/`architectures` nor timm's `architecture`)"
+                    .to_string(),
+            ))
+        }
+    }
+}
+
+fn field_error(field: &str, problem: impl Into<String>) -> CheckpointError {
+    CheckpointError::ConfigField {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// An optional non-negative integer field.
+fn usize_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| field_error(field, format!("expected a non-negative integer, found {v}"))),
+    }
+}
+
+fn f64_field(obj: &Value, field: &str) -> Result<Option<f64>, CheckpointError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| field_error(field, format!("expected a number, found {v}"))),
+    }
+}
+
+fn bool_field(obj: &Value, field: &str) -> Result<Option<bool>, CheckpointError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| field_error(field, format!("expected true or false, found {v}"))),
+    }
+}
+
+fn str_field<'a>(obj: &'a Value, field: &str) -> Result<Option<&'a str>, CheckpointError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| field_error(field, format!("expected a string, found {v}"))),
+    }
+}
+
+/// `image_size` / `patch_size` may be an integer or a `[h, w]` pair; only squares are supported.
+fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
+    match obj.get(field) {
+        Some(Value::Array(items)) => {
+            let sides: Option<Vec<usize>> = items
+                .iter()
+                .map(|v| v.as_u64().and_then(|n| usize::try_from(n).ok()))
+                .collect();
+            match sides.as_deref() {
+                Some([h, w]) if h == w => Ok(Some(*h)),
+                Some([h, w]) => Err(CheckpointError::Unsupported(format!(
+                    "`{field}` is {h}×{w}; vit-lens supports square {field}s only"
+                ))),
+                _ => Err(field_error(field, "expected an integer or [height, width]")),
+            }
+        }
+        _ => usize_field(obj, field),
+    }
+}
+
+fn activation(name: &str) -> Result<Activation, CheckpointError> {
+    match name {
+        "gelu" => Ok(Activation::GeluErf),
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+        other => Err(CheckpointError::Unsupported(format!(
+            "hidden_act `{other}`; vit-lens supports gelu, gelu_new and gelu_pytorch_tanh"
+        ))),
+    }
+}
+
+fn shape_of<'a>(raw: &'a RawWeights, name: &str) -> Option<&'a [usize]> {
+    raw.tensors.get(name).map(|t| t.shape.as_slice())
+}
+
+/// Labels from `id2label` (keys are class indices as strings).
+fn labels_from_id2label(
+    id2label: Option<&Value>,
+    num_classes: usize,
+) -> Result<Option<Vec<String>>, CheckpointError> {
+    let Some(map) = id2label else {
+        return Ok(None);
+    };
+    let Some(map) = map.as_object() else {
+        return Err(field_error("id2label", "expected an object of index → name"));
+    };
+    if map.is_empty() {
+        return Ok(None);
+    }
+    let mut labels = vec![None; num_classes];
+    for (key, name) in map {
+        let index: usize = key
+            .trim()
+            .parse()
+            .map_err(|_| field_error("id2label", format!("key `{key}` is not a class index")))?;
+        let name = name
+            .as_str()
+            .ok_or_else(|| field_error("id2label", format!("the name of class {index} is not a string")))?;
+        let slot = labels.get_mut(index).ok_or_else(|| {
+            CheckpointError::ConfigMismatch(format!(
+                "id2label names class {index} but the classifier has {num_classes} classes"
+            ))
+        })?;
+        *slot = Some(name.to_string());
+    }
+    let all_generic = labels
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.as_deref().is_none_or(|l| l == format!("LABEL_{i}")));
+    if all_generic {
+        return Ok(None);
+    }
+    Ok(Some(
+        labels
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| l.unwrap_or_else(|| format!("class {i}")))
+            .collect(),
+    ))
+}
+
+/// Labels when the checkpoint names none: ImageNet-1k for 1000 classes, else `class i`.
+fn default_labels(num_classes: usize) -> Vec<String> {
+    if num_classes == 1000 {
+        super::imagenet_labels()
+    } else {
+        (0..num_classes).map(|i| format!("class {i}")).collect()
+    }
+}
+
+/// The head weight's row count, or an error naming the missing tensor.
+fn classes_from_head(raw: &RawWeights, name: &str) -> Result<usize, CheckpointError> {
+    match shape_of(raw, name) {
+        Some([classes, _]) => Ok(*classes),
+        Some(other) => Err(CheckpointError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: vec![0, 0],
+            found: other.to_vec(),
+        }),
+        None => Err(CheckpointError::MissingTensor(name.to_string())),
+    }
+}
+
+pub(super) fn from_transformers(config: &Value, raw: &RawWeights) -> Result<Parsed, CheckpointError> {
+    let model_type = str_field(config, "model_type")?;
+    let declared = match config.get("architectures") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => items.first().and_then(Value::as_str),
+        Some(other) => return Err(field_error("architectures", format!("expected a list, found {other}"))),
+    };
+    let has_teacher_heads = raw.tensors.contains_key("cls_classifier.weight");
+    let architecture = match (declared, model_type) {
+        (Some(a), _) => a.to_string(),
+        (None, Some("vit")) => "ViTForImageClassification".to_string(),
+        (None, Some("deit")) if has_teacher_heads => "DeiTForImageClassificationWithTeacher".to_string(),
+        (None, Some("deit")) => "DeiTForImageClassification".to_string(),
+        (None, other) => {
+            return Err(CheckpointError::UnknownArchitecture(format!(
+                "model_type {:?}",
+                other.unwrap_or("(none)")
+            )))
+        }
+    };
+    let (prefix, distillation_token, classifier) = match architecture.as_str() {
+        "ViTForImageClassification" => ("vit", false, Classifier::Cls),
+        "DeiTForImageClassification" => ("deit", true, Classifier::Cls),
+        "DeiTForImageClassificationWithTeacher" => ("deit", true, Classifier::ClsAndDistillation),
+        other => return Err(CheckpointError::UnknownArchitecture(format!("`{other}`"))),
+    };
+    if let Some(mt) = model_type {
+        if mt != prefix {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "model_type is `{mt}` but the architecture is {architecture}"
+            )));
+        }
+    }
+    if !raw.tensors.keys().any(|k| k.starts_with(&format!("{prefix}."))) {
+        return Err(CheckpointError::ConfigMismatch(format!(
+            "config.json describes {architecture} but no tensor name starts with `{prefix}.`"
+        )));
+    }
+
+    let head_name = match classifier {
+        Classifier::Cls => "classifier.weight",
+        Classifier::ClsAndDistillation => "cls_classifier.weight",
+    };
+    let num_classes = classes_from_head(raw, head_name)?;
+    let declared_labels = config
+        .get("id2label")
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len());
+    if let Some(n) = usize_field(config, "num_labels")? {
+        if n != num_classes {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "num_labels is {n} but `{head_name}` has {num_classes} rows"
+            )));
+        }
+    } else if declared_labels > num_classes {
+        return Err(CheckpointError::ConfigMismatch(format!(
+            "id2label names {declared_labels} classes but `{head_name}` has {num_classes} rows"
+        )));
+    }
+
+    // Defaults are transformers' ViTConfig / DeiTConfig defaults.
+    let model = ModelConfig {
+        hidden_size: usize_field(config, "hidden_size")?.unwrap_or(768),
+        num_layers: usize_field(config, "num_hidden_layers")?.unwrap_or(12),
+        num_heads: usize_field(config, "num_attention_heads")?.unwrap_or(12),
+        intermediate_size: usize_field(config, "intermediate_size")?.unwrap_or(3072),
+        image_size: size_field(config, "image_size")?.unwrap_or(224),
+        patch_size: size_field(config, "patch_size")?.unwrap_or(16),
+        num_channels: usize_field(config, "num_channels")?.unwrap_or(3),
+        num_classes,
+        qkv_bias: bool_field(config, "qkv_bias")?.unwrap_or(true),
+        layer_norm_eps: f64_field(config, "layer_norm_eps")?.unwrap_or(1e-12),
+        activation: activation(str_field(config, "hidden_act")?.unwrap_or("gelu"))?,
+        distillation_token,
+        classifier,
+    };
+    model.validate()?;
+
+    let labels = labels_from_id2label(config.get("id2label"), num_classes)?
+        .unwrap_or_else(|| default_labels(num_classes));
+    let preprocess_defaults = if prefix == "deit" {
+        PreprocessConfig::deit_defaults(model.image_size as u32)
+    } else {
+        PreprocessConfig::vit_defaults(model.image_size as u32)
+    };
+    Ok(Parsed {
+        model,
+        labels,
+        preprocess_defaults,
+        architecture,
+    })
+}
+
+/// timm model names carry the width class; the head count is not in the weights.
+fn timm_heads_from_name(architecture: &str) -> Option<usize> {
+    const WIDTHS: &[(&str, usize)] = &[
+        ("_tiny_", 3),
+        ("_small_", 6),
+        ("_medium_", 8),
+        ("_base_", 12),
+        ("_large_", 16),
+        ("_huge_", 16),
+    ];
+    WIDTHS
+        .iter()
+        .find(|(tag, _)| architecture.contains(tag))
+        .map(|(_, heads)| *heads)
+}
+
+pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, CheckpointError> {
+    let architecture = str_field(config, "architecture")?
+        .ok_or_else(|| field_error("architecture", "missing"))?
+        .to_string();
+    let family_ok = architecture.starts_with("vit_") || architecture.starts_with("deit_");
+    if !family_ok {
+        return Err(CheckpointError::UnknownArchitecture(format!("timm `{architecture}`")));
+    }
+    let empty = Value::Object(Default::default());
+    let model_args = config.get("model_args").unwrap_or(&empty);
+    let pretrained_cfg = config.get("pretrained_cfg").unwrap_or(&empty);
+
+    if let Some(pool) = str_field(config, "global_pool")?.or(str_field(model_args, "global_pool")?) {
+        if pool != "token" {
+            return Err(CheckpointError::Unsupported(format!(
+                "timm global_pool `{pool}`; vit-lens reads the class token (global_pool \"token\")"
+            )));
+        }
+    }
+    for (marker, what) in [
+        ("fc_norm.weight", "a pooled-feature norm (fc_norm)"),
+        ("norm_pre.weight", "a pre-encoder norm (norm_pre)"),
+        ("blocks.0.ls1.gamma", "layer scale (DeiT III style)"),
+        ("reg_token", "register tokens"),
+        ("attn_pool.latent", "attention pooling"),
+        ("blocks.0.attn.q_norm.weight", "query/key normalisation"),
+    ] {
+        if raw.tensors.contains_key(marker) {
+            return Err(CheckpointError::Unsupported(format!(
+                "`{architecture}` uses {what}, which vit-lens does not implement"
+            )));
+        }
+    }
+
+    let (hidden_size, num_channels, patch_size) = match shape_of(raw, "patch_embed.proj.weight") {
+        Some([d, c, p, q]) if p == q => (*d, *c, *p),
+        Some(other) => {
+            return Err(CheckpointError::Unsupported(format!(
+                "patch embedding of shape {other:?}; expected [hidden, channels, patch, patch]"
+            )))
+        }
+        None => return Err(CheckpointError::MissingTensor("patch_embed.proj.weight".to_string())),
+    };
+    let mut num_layers = 0;
+    while raw.tensors.contains_key(&format!("blocks.{num_layers}.attn.qkv.weight")) {
+        num_layers += 1;
+    }
+    if num_layers == 0 {
+        return Err(CheckpointError::MissingTensor("blocks.0.attn.qkv.weight".to_string()));
+    }
+    if let Some(depth) = usize_field(model_args, "depth")? {
+        if depth != num_layers {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "model_args.depth is {depth} but the weights have {num_layers} blocks"
+            )));
+        }
+    }
+    let intermediate_size = match shape_of(raw, "blocks.0.mlp.fc1.weight") {
+        Some([m, _]) => *m,
+        _ => return Err(CheckpointError::MissingTensor("blocks.0.mlp.fc1.weight".to_string())),
+    };
+    let distillation_token = raw.tensors.contains_key("dist_token");
+    if architecture.contains("distilled") && !distillation_token {
+        return Err(CheckpointError::ConfigMismatch(format!(
+            "`{architecture}` is a distilled model but the weights have no `dist_token`"
+        )));
+    }
+    let classifier = if raw.tensors.contains_key("head_dist.weight") {
+        Classifier::ClsAndDistillation
+    } else {
+        Classifier::Cls
+    };
+    let num_classes = classes_from_head(raw, "head.weight")?;
+    if let Some(n) = usize_field(config, "num_classes")? {
+        if n != num_classes {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "num_classes is {n} but `head.weight` has {num_classes} rows"
+            )));
+        }
+    }
+    let num_heads = match usize_field(model_args, "num_heads")? {
+        Some(h) => h,
+        None => timm_heads_from_name(&architecture).ok_or_else(|| {
+            CheckpointError::Unsupported(format!(
+                "cannot tell the number of attention heads of `{architecture}`; add `model_args.num_heads` to config.json"
+            ))
+        })?,
+    };
+    if let Some(d) = usize_field(model_args, "embed_dim")? {
+        if d != hidden_size {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "model_args.embed_dim is {d} but the patch embedding is {hidden_size} wide"
+            )));
+        }
+    }
+
+    // Image size: the config's, else the position-embedding grid times the patch size.
+    let prefix_tokens = 1 + usize::from(distillation_token);
+    let positions = match shape_of(raw, "pos_embed") {
+        Some([1, t, d]) if *d == hidden_size => *t,
+        Some(other) => {
+            return Err(CheckpointError::ShapeMismatch {
+                tensor: "pos_embed".to_string(),
+                expected: vec![1, 0, hidden_size],
+                found: other.to_vec(),
+            })
+        }
+        None => return Err(CheckpointError::MissingTensor("pos_embed".to_string())),
+    };
+    let grid_area = positions.saturating_sub(prefix_tokens);
+    let grid = (grid_area as f64).sqrt().round() as usize;
+    if grid == 0 || grid * grid != grid_area {
+        return Err(CheckpointError::Unsupported(format!(
+            "pos_embed holds {positions} positions, which is not {prefix_tokens} prefix token(s) plus a square patch grid"
+        )));
+    }
+    let input_size = match pretrained_cfg.get("input_size") {
+        Some(Value::Array(v)) if v.len() == 3 => v[1].as_u64().map(|n| n as usize),
+        _ => None,
+    };
+    let image_size = size_field(model_args, "img_size")?
+        .or(input_size)
+        .unwrap_or(grid * patch_size);
+    if image_size / patch_size != grid {
+        return Err(CheckpointError::ConfigMismatch(format!(
+            "a {image_size} px input with {patch_size} px patches needs a {0}×{0} position grid, but pos_embed has {grid}×{grid}",
+            image_size / patch_size
+        )));
+    }
+
+    let model = ModelConfig {
+        hidden_size,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        image_size,
+        patch_size,
+        num_channels,
+        num_classes,
+        qkv_bias: raw.tensors.contains_key("blocks.0.attn.qkv.bias"),
+        // timm builds its ViTs with LayerNorm(eps=1e-6).
+        layer_norm_eps: 1e-6,
+        activation: Activation::GeluErf,
+        distillation_token,
+        classifier,
+    };
+    model.validate()?;
+
+    let label_names = config
+        .get("label_names")
+        .or_else(|| pretrained_cfg.get("label_names"))
+        .and_then(Value::as_array);
+    let labels = match label_names {
+        Some(names) if names.len() == num_classes => names
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.as_str().map_or_else(|| format!("class {i}"), str::to_string))
+            .collect(),
+        Some(names) => {
+            return Err(CheckpointError::ConfigMismatch(format!(
+                "label_names has {} names but the head has {num_classes} classes",
+                names.len()
+            )))
+        }
+        None => default_labels(num_classes),
+    };
+    let preprocess_defaults = if pretrained_cfg.as_object().is_some_and(|o| !o.is_empty()) {
+        PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)?
+    } else if architecture.starts_with("deit_") {
+        PreprocessConfig::deit_defaults(image_size as u32)
+    } else {
+        PreprocessConfig::vit_defaults(image_size as u32)
+    };
+    Ok(Parsed {
+        model,
+        labels,
+        preprocess_defaults,
+        architecture,
+    })
+}

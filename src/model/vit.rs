@@ -1,0 +1,287 @@
+//! Vision Transformer (ViT, Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words") and
+//! DeiT (Touvron et al. 2021, "Training data-efficient image transformers & distillation
+//! through attention") in candle, for the CPU.
+//!
+//! It mirrors transformers' `ViTForImageClassification` / `DeiTForImageClassification[WithTeacher]`
+//! and timm's `VisionTransformer` / `VisionTransformerDistilled` in eval mode: pre-norm encoder
+//! blocks, GELU MLP, the class token (and for DeiT the distillation token) read by the head(s).
+//! Unlike those, [`VisionTransformer::forward_with_attention`] returns the attention
+//! probabilities of every layer as values, because rollout needs them.
+//!
+//! Weights come from a [`Checkpoint`] in either layout; linear weights are transposed once
+//! at load so every projection is a plain row-major GEMM.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::interpolate::resize_position_grid;
+use super::ModelError;
+use crate::checkpoint::{Activation, Checkpoint, Classifier, Linear, ModelConfig, Norm, WeightTensor};
+
+fn tensor(w: &WeightTensor, device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(&w.data, w.shape.as_slice(), device)
+}
+
+/// A linear layer with its weight stored transposed: (in, out).
+#[derive(Clone, Debug)]
+struct Dense {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Dense {
+    fn new(l: &Linear, device: &Device) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight_t: tensor(&l.weight, device)?.t()?.contiguous()?,
+            bias: l.bias.as_ref().map(|b| tensor(b, device)).transpose()?,
+        })
+    }
+}
+
+impl Module for Dense {
+    /// (rows, in) → (rows, out)
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let ys = xs.matmul(&self.weight_t)?;
+        match &self.bias {
+            Some(b) => ys.broadcast_add(b),
+            None => Ok(ys),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn new(n: &Norm, eps: f64, device: &Device) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: tensor(&n.weight, device)?,
+            bias: tensor(&n.bias, device)?,
+            eps: eps as f32,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// transformers `ViTLayer` / timm `Block`.
+#[derive(Clone, Debug)]
+struct Block {
+    norm1: LayerNorm,
+    qkv: Dense,
+    proj: Dense,
+    norm2: LayerNorm,
+    fc1: Dense,
+    fc2: Dense,
+    num_heads: usize,
+    activation: Activation,
+}
+
+impl Block {
+    /// xs: (batch, tokens, hidden) → (same, attention probabilities (batch, heads, tokens, tokens)).
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (b, t, d) = xs.dims3()?;
+        let h = self.num_heads;
+        let dh = d / h;
+
+        let normed = self.norm1.forward(xs)?.reshape((b * t, d))?;
+        let qkv = self
+            .qkv
+            .forward(&normed)?
+            .reshape((b, t, 3, h, dh))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?; // (3, batch, heads, tokens, head_dim)
+        // dh is a power of two in every ViT, so scaling q is exact and cheaper than scaling scores.
+        let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
+        let k = qkv.get(1)?;
+        let v = qkv.get(2)?;
+        let scores = q.matmul(&k.t()?)?; // (batch, heads, tokens, tokens)
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let context = probs
+            .matmul(&v)? // (batch, heads, tokens, head_dim)
+            .transpose(1, 2)?
+            .reshape((b * t, d))?;
+        let xs = (xs + self.proj.forward(&context)?.reshape((b, t, d))?)?;
+
+        let normed = self.norm2.forward(&xs)?.reshape((b * t, d))?;
+        let hidden = self.fc1.forward(&normed)?;
+        let hidden = match self.activation {
+            Activation::GeluErf => hidden.gelu_erf()?,
+            Activation::GeluTanh => hidden.gelu()?,
+        };
+        let xs = (xs + self.fc2.forward(&hidden)?.reshape((b, t, d))?)?;
+        Ok((xs, probs))
+    }
+}
+
+/// A ViT / DeiT image classifier on candle's CPU backend.
+#[derive(Clone, Debug)]
+pub struct VisionTransformer {
+    cfg: ModelConfig,
+    /// Patch embedding as a GEMM: (channels·patch·patch, hidden).
+    patch_embed: Dense,
+    /// (prefix_tokens, hidden): CLS, then the distillation token if any.
+    prefix: Tensor,
+    /// Position embeddings at the native grid, host copy for interpolation: (tokens, hidden).
+    pos_embed_host: WeightTensor,
+    /// The same on the device: (1, tokens, hidden).
+    pos_embed: Tensor,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head: Dense,
+    head_dist: Option<Dense>,
+    device: Device,
+}
+
+impl VisionTransformer {
+    pub fn new(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ModelError> {
+        let cfg = checkpoint.config.clone();
+        let w = &checkpoint.weights;
+        let d = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps;
+        let patch_in = cfg.num_channels * cfg.patch_size * cfg.patch_size;
+        let patch_embed = Dense {
+            weight_t: tensor(&w.patch_embed.weight, device)?
+                .reshape((d, patch_in))?
+                .t()?
+                .contiguous()?,
+            bias: w.patch_embed.bias.as_ref().map(|b| tensor(b, device)).transpose()?,
+        };
+        let mut prefix_rows = w.cls_token.data.clone();
+        if let Some(dist) = &w.dist_token {
+            prefix_rows.extend_from_slice(&dist.data);
+        }
+        let prefix = Tensor::from_vec(prefix_rows, (cfg.prefix_tokens(), d), device)?;
+        let pos_embed = tensor(&w.pos_embed, device)?.unsqueeze(0)?;
+        let blocks = w
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    norm1: LayerNorm::new(&b.norm1, eps, device)?,
+                    qkv: Dense::new(&b.qkv, device)?,
+                    proj: Dense::new(&b.proj, device)?,
+                    norm2: LayerNorm::new(&b.norm2, eps, device)?,
+                    fc1: Dense::new(&b.fc1, device)?,
+                    fc2: Dense::new(&b.fc2, device)?,
+                    num_heads: cfg.num_heads,
+                    activation: cfg.activation,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            patch_embed,
+            prefix,
+            pos_embed_host: w.pos_embed.clone(),
+            pos_embed,
+            blocks,
+            norm: LayerNorm::new(&w.norm, eps, device)?,
+            head: Dense::new(&w.head, device)?,
+            head_dist: w.head_dist.as_ref().map(|h| Dense::new(h, device)).transpose()?,
+            device: device.clone(),
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The patch grid (rows, cols) for an input of `height`×`width` pixels.
+    pub fn patch_grid(&self, height: usize, width: usize) -> (usize, usize) {
+        (height / self.cfg.patch_size, width / self.cfg.patch_size)
+    }
+
+    /// Position embeddings for a patch grid, (1, tokens, hidden): the stored ones at the native
+    /// grid, bicubically resized (as transformers' `interpolate_pos_encoding`) otherwise.
+    fn position_embeddings(&self, grid: (usize, usize)) -> Result<Tensor, ModelError> {
+        let native = self.cfg.patch_grid();
+        if grid == (native, native) {
+            return Ok(self.pos_embed.clone());
+        }
+        let resized = resize_position_grid(
+            &self.pos_embed_host.data,
+            self.cfg.hidden_size,
+            self.cfg.prefix_tokens(),
+            (native, native),
+            grid,
+        );
+        let tokens = resized.len() / self.cfg.hidden_size;
+        Ok(Tensor::from_vec(resized, (1, tokens, self.cfg.hidden_size), &self.device)?)
+    }
+
+    /// pixels: (batch, channels, height, width), normalized.
+    /// Returns logits (batch, classes) and every layer's attention probabilities, each
+    /// (batch, heads, tokens, tokens).
+    pub fn forward_with_attention(&self, pixels: &Tensor) -> Result<(Tensor, Vec<Tensor>), ModelError> {
+        let (b, c, height, width) = pixels.dims4()?;
+        let cfg = &self.cfg;
+        let p = cfg.patch_size;
+        if c != cfg.num_channels {
+            return Err(ModelError::Input(format!(
+                "the input has {c} channels but the model expects {}",
+                cfg.num_channels
+            )));
+        }
+        let (gh, gw) = self.patch_grid(height, width);
+        if gh == 0 || gw == 0 {
+            return Err(ModelError::Input(format!(
+                "a {height}×{width} input is smaller than one {p}×{p} patch"
+            )));
+        }
+        let d = cfg.hidden_size;
+        let n = gh * gw;
+
+        // Patch embedding: a stride-p convolution is a GEMM over non-overlapping patches.
+        let patches = pixels
+            .to_dtype(DType::F32)?
+            .narrow(2, 0, gh * p)?
+            .narrow(3, 0, gw * p)?
+            .reshape((b, c, gh, p, gw, p))?
+            .permute([0, 2, 4, 1, 3, 5])?
+            .contiguous()?
+            .reshape((b * n, c * p * p))?;
+        let patch_tokens = self.patch_embed.forward(&patches)?.reshape((b, n, d))?;
+        let prefix = self
+            .prefix
+            .unsqueeze(0)?
+            .broadcast_as((b, cfg.prefix_tokens(), d))?;
+        let mut xs = Tensor::cat(&[&prefix, &patch_tokens], 1)?
+            .broadcast_add(&self.position_embeddings((gh, gw))?)?;
+
+        let mut attentions = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let (next, probs) = block.forward(&xs)?;
+            xs = next;
+            attentions.push(probs);
+        }
+
+        // Only the prefix tokens feed the heads; LayerNorm is per token, so normalize just those.
+        let prefix_out = self.norm.forward(&xs.narrow(1, 0, cfg.prefix_tokens())?.contiguous()?)?;
+        let cls = prefix_out.get_on_dim(1, 0)?;
+        let logits = match (cfg.classifier, &self.head_dist) {
+            (Classifier::ClsAndDistillation, Some(head_dist)) => {
+                let dist = prefix_out.get_on_dim(1, 1)?;
+                ((self.head.forward(&cls)? + head_dist.forward(&dist)?)? * 0.5)?
+            }
+            _ => self.head.forward(&cls)?,
+        };
+        Ok((logits.contiguous()?, attentions))
+    }
+
+    /// Logits only: (batch, classes).
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(self.forward_with_attention(pixels)?.0)
+    }
+}

@@ -1,0 +1,233 @@
+//! The `vit-lens` command line, run as a user would.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{assert_close, fixture_dir, reference};
+
+fn vit_lens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vit-lens"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("vit-lens runs")
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "vit-lens failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vit-lens-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Writes the fixture's first reference image as a `pixel_values` file.
+fn reference_pixels(name: &str) -> PathBuf {
+    let pixels = &reference(name)["pixel_values"];
+    let [_, c, h, w] = pixels.shape[..] else { panic!() };
+    let first = &pixels.data[..c * h * w];
+    let bytes: Vec<u8> = first.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, c, h, w], &bytes).unwrap();
+    let path = temp_path(&format!("{name}-pixels.safetensors"));
+    std::fs::write(&path, safetensors::serialize([("pixel_values", view)], None).unwrap()).unwrap();
+    path
+}
+
+fn as_f32(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn classify_pixels_json_matches_reference() {
+    for name in ["deit_distilled_timm_224", "tiny_vit_timm"] {
+        let pixels = reference_pixels(name);
+        let model = fixture_dir(name);
+        let out = vit_lens(&[
+            "classify",
+            "--model",
+            model.to_str().unwrap(),
+            "--pixels",
+            pixels.to_str().unwrap(),
+            "--json",
+            "--top",
+            "3",
+        ]);
+        let json = stdout_json(&out);
+        let reference = reference(name);
+        let logits = &reference["logits"];
+        let classes = logits.shape[1];
+        assert_close(&format!("{name} CLI logits"), &as_f32(&json["logits"]), &logits.data[..classes], 1e-4);
+        let top = json["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        // The top class is the arg-max of the reference logits.
+        let argmax = (0..classes)
+            .max_by(|&a, &b| logits.data[a].total_cmp(&logits.data[b]))
+            .unwrap();
+        assert_eq!(top[0]["index"].as_u64().unwrap() as usize, argmax);
+        assert!(top[0]["label"].is_string());
+        let probs: Vec<f64> = top.iter().map(|p| p["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+        assert_eq!(json["backend"], "cpu");
+        assert!(json["timings_ms"]["forward"].as_f64().unwrap() > 0.0);
+        let rollout = &json["rollout"];
+        let layers = rollout["layers"].as_array().unwrap();
+        let expected = &reference["rollout.mean.0.0"];
+        assert_eq!(layers.len(), expected.shape[0]);
+        let grid: Vec<u64> = rollout["grid"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!((grid[0] * grid[1]) as usize, expected.shape[1]);
+        let flat: Vec<f32> = layers.iter().flat_map(as_f32).collect();
+        assert_close(&format!("{name} CLI rollout"), &flat, &expected.data, 1e-5);
+    }
+}
+
+#[test]
+fn classify_with_fusion_and_discard() {
+    let name = "tiny_deit_distilled_hf";
+    let pixels = reference_pixels(name);
+    let model = fixture_dir(name);
+    let json = stdout_json(&vit_lens(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--pixels",
+        pixels.to_str().unwrap(),
+        "--json",
+        "--head-fusion",
+        "max",
+        "--discard-ratio",
+        "0.9",
+    ]));
+    let flat: Vec<f32> = json["rollout"]["layers"].as_array().unwrap().iter().flat_map(as_f32).collect();
+    assert_close("max/0.9 rollout", &flat, &reference(name)["rollout.max.0.9"].data, 1e-5);
+    let json = stdout_json(&vit_lens(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--pixels",
+        pixels.to_str().unwrap(),
+        "--json",
+        "--from-distillation-token",
+    ]));
+    let flat: Vec<f32> = json["rollout"]["layers"].as_array().unwrap().iter().flat_map(as_f32).collect();
+    assert_close("distillation rollout", &flat, &reference(name)["rollout_dist.mean.0.0"].data, 1e-5);
+}
+
+#[test]
+fn classify_image_writes_pixels_and_png() {
+    let model = fixture_dir("vit_hf_224");
+    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/photo.png");
+    let png = temp_path("rollout.png");
+    let saved = temp_path("saved-pixels.safetensors");
+    let out = vit_lens(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--rollout-png",
+        png.to_str().unwrap(),
+        "--save-pixels",
+        saved.to_str().unwrap(),
+        "--layer",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rollout of layer 1/2"), "{text}");
+    let heatmap = image::open(&png).expect("a PNG").to_rgba8();
+    assert_eq!(heatmap.dimensions(), (224, 224));
+    // Feeding the saved pixels back gives the same answer as the image did.
+    let from_image = stdout_json(&vit_lens(&[
+        "classify", "--model", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--json",
+    ]));
+    let from_pixels = stdout_json(&vit_lens(&[
+        "classify", "--model", model.to_str().unwrap(), "--pixels", saved.to_str().unwrap(), "--json",
+    ]));
+    assert_close("saved pixels", &as_f32(&from_pixels["logits"]), &as_f32(&from_image["logits"]), 1e-6);
+}
+
+#[track_caller]
+fn assert_fails(args: &[&str], needle: &str) {
+    let out = vit_lens(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(needle), "{stderr:?} should contain {needle:?}");
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let model = fixture_dir("tiny_vit_hf");
+    let model = model.to_str().unwrap();
+    let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+    assert_fails(&["classify", "--model", "/nonexistent/model", "--pixels", "x"], "does not exist");
+    assert_fails(&["classify", "--model", model, "--pixels", "/nonexistent.safetensors"], "cannot read");
+    let not_an_image = images.join("random_bytes.bin");
+    assert_fails(
+        &["classify", "--model", model, "--image", not_an_image.to_str().unwrap()],
+        "cannot use the image",
+    );
+    let pixels = reference_pixels("tiny_vit_hf");
+    assert_fails(
+        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--layer", "9"],
+        "--layer must be between 1 and 2",
+    );
+    assert_fails(
+        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--discard-ratio", "1.5"],
+        "--discard-ratio",
+    );
+    assert_fails(
+        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--from-distillation-token"],
+        "distilled",
+    );
+    // A checkpoint directory whose weights are cut short.
+    let broken = temp_path("broken-model");
+    std::fs::create_dir_all(&broken).unwrap();
+    let dir = fixture_dir("tiny_vit_hf");
+    std::fs::copy(dir.join("config.json"), broken.join("config.json")).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(broken.join("model.safetensors"), &weights[..weights.len() - 100]).unwrap();
+    assert_fails(
+        &["classify", "--model", broken.to_str().unwrap(), "--pixels", pixels.to_str().unwrap()],
+        "truncated",
+    );
+    // Pixels of the wrong shape.
+    let wrong = temp_path("wrong-pixels.safetensors");
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 4], &[0u8; 48]).unwrap();
+    std::fs::write(&wrong, safetensors::serialize([("pixel_values", view)], None).unwrap()).unwrap();
+    assert_fails(&["classify", "--model", model, "--pixels", wrong.to_str().unwrap()], "[3, 4]");
+}
+
+#[test]
+fn bench_reports_json() {
+    let model = fixture_dir("tiny_deit_distilled_timm");
+    let json = stdout_json(&vit_lens(&[
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--batch",
+        "2",
+        "--json",
+    ]));
+    for key in ["median_ms", "min_ms", "max_ms", "first_ms"] {
+        assert!(json[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(json["min_ms"].as_f64() <= json["median_ms"].as_f64());
+    assert!(json["median_ms"].as_f64() <= json["max_ms"].as_f64());
+    assert_eq!(json["runs"], 3);
+    assert_eq!(json["batch"], 2);
+    assert_eq!(json["threads"], 1);
+    assert_eq!(json["backend"], "cpu");
+}
