@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 
 use crate::analysis::{AnalysisError, LayerAttention};
 use crate::checkpoint::Checkpoint;
-use crate::model::{ModelError, VisionTransformer};
+use crate::model::{CpuOptions, ModelError, VisionTransformer};
 use crate::preprocess::Preprocessed;
 
 /// Why inference failed.
@@ -60,10 +60,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The CPU engine (candle).
+    /// The CPU engine (candle, with packed AVX-512 GEMMs where the CPU has them).
     pub fn cpu(checkpoint: &Checkpoint) -> Result<Self, EngineError> {
+        Self::cpu_with(checkpoint, CpuOptions::default())
+    }
+
+    /// The CPU engine with explicit kernel choices.
+    pub fn cpu_with(checkpoint: &Checkpoint, options: CpuOptions) -> Result<Self, EngineError> {
         Ok(Self {
-            model: VisionTransformer::new(checkpoint, &Device::Cpu)?,
+            model: VisionTransformer::with_options(checkpoint, &Device::Cpu, options)?,
         })
     }
 
@@ -87,11 +92,15 @@ impl Engine {
                 pixels.len()
             )));
         }
-        let input = Tensor::from_slice(pixels, (batch, channels, height, width), self.model.device())?;
+        let input = Tensor::from_slice(
+            pixels,
+            (batch, channels, height, width),
+            self.model.device(),
+        )?;
         let (logits, attentions) = self.model.forward_with_attention(&input)?;
         let classes = logits.dim(1)?;
         let logits = logits.flatten_all()?.to_vec1::<f32>()?;
-        let per_layer = attentions
+        let mut per_layer = attentions
             .iter()
             .map(|a| a.flatten_all()?.to_vec1::<f32>())
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -103,9 +112,15 @@ impl Engine {
         (0..batch)
             .map(|i| {
                 let attentions = per_layer
-                    .iter()
+                    .iter_mut()
                     .map(|layer| {
-                        LayerAttention::new(heads, tokens, layer[i * per_image..(i + 1) * per_image].to_vec())
+                        // A single image takes the whole buffer; a batch is split per image.
+                        let data = if batch == 1 {
+                            std::mem::take(layer)
+                        } else {
+                            layer[i * per_image..(i + 1) * per_image].to_vec()
+                        };
+                        LayerAttention::new(heads, tokens, data)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(ImageInference {
@@ -120,7 +135,12 @@ impl Engine {
 
     /// Runs one preprocessed image.
     pub fn infer(&self, image: &Preprocessed) -> Result<ImageInference, EngineError> {
-        let mut results = self.infer_batch(&image.pixel_values, 1, image.height as usize, image.width as usize)?;
+        let mut results = self.infer_batch(
+            &image.pixel_values,
+            1,
+            image.height as usize,
+            image.width as usize,
+        )?;
         results
             .pop()
             .ok_or_else(|| EngineError::Input("the batch produced no result".to_string()))

@@ -15,7 +15,10 @@ fn load(config: &[u8], weights: &[u8]) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// Loads with a modified config.json (a JSON edit applied to the fixture's).
-fn load_with_config(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<Checkpoint, CheckpointError> {
+fn load_with_config(
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<Checkpoint, CheckpointError> {
     let (config, _, weights) = fixture_bytes(name);
     let mut value: serde_json::Value = serde_json::from_slice(&config).unwrap();
     edit(&mut value);
@@ -34,11 +37,17 @@ fn load_with_tensors(
 }
 
 #[track_caller]
-fn assert_message(result: Result<Checkpoint, CheckpointError>, needles: &[&str]) -> CheckpointError {
+fn assert_message(
+    result: Result<Checkpoint, CheckpointError>,
+    needles: &[&str],
+) -> CheckpointError {
     let err = result.expect_err("the checkpoint should be rejected");
     let message = err.to_string();
     for needle in needles {
-        assert!(message.contains(needle), "message {message:?} should contain {needle:?}");
+        assert!(
+            message.contains(needle),
+            "message {message:?} should contain {needle:?}"
+        );
     }
     err
 }
@@ -54,10 +63,19 @@ fn metadata_of_each_layout() {
     assert_eq!(timm.layout, Layout::Timm);
     assert_eq!(timm.config.layer_norm_eps, 1e-6);
     assert_eq!(timm.config.num_heads, 2);
-    assert_eq!(load_fixture("tiny_vit_hf_f16").stored_dtype, StoredDtype::F16);
-    assert_eq!(load_fixture("tiny_vit_hf_bf16").stored_dtype, StoredDtype::Bf16);
+    assert_eq!(
+        load_fixture("tiny_vit_hf_f16").stored_dtype,
+        StoredDtype::F16
+    );
+    assert_eq!(
+        load_fixture("tiny_vit_hf_bf16").stored_dtype,
+        StoredDtype::Bf16
+    );
     let distilled = load_fixture("tiny_deit_distilled_hf");
-    assert_eq!(distilled.architecture, "DeiTForImageClassificationWithTeacher");
+    assert_eq!(
+        distilled.architecture,
+        "DeiTForImageClassificationWithTeacher"
+    );
     assert!(distilled.weights.head_dist.is_some());
 }
 
@@ -66,7 +84,10 @@ fn not_a_safetensors_file() {
     let (config, _, _) = fixture_bytes("tiny_vit_hf");
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
     let err = assert_message(load(&config, png), &["PNG image", "not a safetensors file"]);
-    assert!(matches!(err, CheckpointError::HeaderLength { .. } | CheckpointError::NotSafetensors(_)));
+    assert!(matches!(
+        err,
+        CheckpointError::HeaderLength { .. } | CheckpointError::NotSafetensors(_)
+    ));
     assert_message(load(&config, b"abc"), &["only 3 bytes"]);
     assert_message(load(&config, b""), &["only 0 bytes"]);
     // A plausible length followed by something that is not JSON.
@@ -83,7 +104,10 @@ fn not_a_safetensors_file() {
 #[test]
 fn truncated_file() {
     let (config, _, weights) = fixture_bytes("tiny_vit_hf");
-    let err = assert_message(load(&config, &weights[..weights.len() / 2]), &["truncated", "fetch the file again"]);
+    let err = assert_message(
+        load(&config, &weights[..weights.len() / 2]),
+        &["truncated", "fetch the file again"],
+    );
     assert!(matches!(err, CheckpointError::Truncated(_)), "{err:?}");
     // Cut inside the header.
     assert_message(load(&config, &weights[..20]), &["truncated"]);
@@ -101,10 +125,15 @@ fn absurd_header_length() {
 #[test]
 fn missing_tensor_is_named() {
     let name = "vit.encoder.layer.1.attention.attention.key.weight";
-    let err = assert_message(load_with_tensors("tiny_vit_hf", |t| t.retain(|x| x.0 != name)), &[name, "missing"]);
+    let err = assert_message(
+        load_with_tensors("tiny_vit_hf", |t| t.retain(|x| x.0 != name)),
+        &[name, "missing"],
+    );
     assert!(matches!(err, CheckpointError::MissingTensor(_)));
     assert_message(
-        load_with_tensors("tiny_deit_distilled_timm", |t| t.retain(|x| x.0 != "head_dist.bias")),
+        load_with_tensors("tiny_deit_distilled_timm", |t| {
+            t.retain(|x| x.0 != "head_dist.bias")
+        }),
         &["head_dist.bias"],
     );
 }
@@ -121,7 +150,10 @@ fn shape_mismatch_says_expected_and_found() {
         }),
         &[name, "[32, 32]", "[64, 32]"],
     );
-    assert!(matches!(err, CheckpointError::ShapeMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, CheckpointError::ShapeMismatch { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -142,7 +174,10 @@ fn config_and_weights_disagree() {
         load_with_config("tiny_vit_hf", |c| c["num_hidden_layers"] = 1.into()),
         &["disagree", "more layers"],
     );
-    assert_message(load_with_config("tiny_vit_hf", |c| c["num_labels"] = 7.into()), &["num_labels is 7"]);
+    assert_message(
+        load_with_config("tiny_vit_hf", |c| c["num_labels"] = 7.into()),
+        &["num_labels is 7"],
+    );
     assert_message(
         load_with_config("tiny_vit_hf", |c| c["hidden_size"] = 48.into()),
         &["do not belong together"],
@@ -154,10 +189,15 @@ fn config_and_weights_disagree() {
     // A timm config next to transformers weights.
     let (timm_config, _, _) = fixture_bytes("tiny_vit_timm");
     let (_, _, hf_weights) = fixture_bytes("tiny_vit_hf");
-    assert_message(load(&timm_config, &hf_weights), &["timm config", "transformers"]);
+    assert_message(
+        load(&timm_config, &hf_weights),
+        &["timm config", "transformers"],
+    );
     // A distilled timm name without a distillation token.
     assert_message(
-        load_with_config("tiny_vit_timm", |c| c["architecture"] = "deit_tiny_distilled_patch16_224".into()),
+        load_with_config("tiny_vit_timm", |c| {
+            c["architecture"] = "deit_tiny_distilled_patch16_224".into()
+        }),
         &["dist_token"],
     );
 }
@@ -181,14 +221,22 @@ fn unknown_architecture() {
     );
     // Weights of some other network entirely.
     let (config, _, _) = fixture_bytes("tiny_vit_hf");
-    let other = write_safetensors(&[("conv1.weight".to_string(), safetensors::Dtype::F32, vec![1], vec![0; 4])]);
+    let other = write_safetensors(&[(
+        "conv1.weight".to_string(),
+        safetensors::Dtype::F32,
+        vec![1],
+        vec![0; 4],
+    )]);
     assert_message(load(&config, &other), &["conv1.weight"]);
 }
 
 #[test]
 fn bad_config_json() {
     let (_, _, weights) = fixture_bytes("tiny_vit_hf");
-    assert_message(load(b"{not json", &weights), &["config.json is not valid JSON"]);
+    assert_message(
+        load(b"{not json", &weights),
+        &["config.json is not valid JSON"],
+    );
     assert_message(load(b"[1,2]", &weights), &["JSON object"]);
     assert_message(
         load_with_config("tiny_vit_hf", |c| c["hidden_size"] = "big".into()),
@@ -212,7 +260,12 @@ fn bad_config_json() {
 fn unsupported_timm_variants_are_refused() {
     assert_message(
         load_with_tensors("tiny_vit_timm", |t| {
-            t.push(("fc_norm.weight".into(), safetensors::Dtype::F32, vec![32], vec![0; 128]));
+            t.push((
+                "fc_norm.weight".into(),
+                safetensors::Dtype::F32,
+                vec![32],
+                vec![0; 128],
+            ));
         }),
         &["fc_norm"],
     );
@@ -238,11 +291,19 @@ fn corrupted_bytes_never_panic() {
         let flips = 1 + next() % 8;
         for _ in 0..flips {
             // Bias towards the header, where structure lives.
-            let limit = if next() % 2 == 0 { 400.min(bad.len()) } else { bad.len() };
+            let limit = if next() % 2 == 0 {
+                400.min(bad.len())
+            } else {
+                bad.len()
+            };
             let at = (next() % limit as u64) as usize;
             bad[at] = next() as u8;
         }
-        let cut = if next() % 4 == 0 { (next() % bad.len() as u64) as usize } else { bad.len() };
+        let cut = if next() % 4 == 0 {
+            (next() % bad.len() as u64) as usize
+        } else {
+            bad.len()
+        };
         let _ = load(&config, &bad[..cut]);
     }
 }

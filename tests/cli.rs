@@ -16,7 +16,11 @@ fn vit_lens(args: &[&str]) -> Output {
 }
 
 fn stdout_json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "vit-lens failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "vit-lens failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
 
@@ -29,17 +33,29 @@ fn temp_path(name: &str) -> PathBuf {
 /// Writes the fixture's first reference image as a `pixel_values` file.
 fn reference_pixels(name: &str) -> PathBuf {
     let pixels = &reference(name)["pixel_values"];
-    let [_, c, h, w] = pixels.shape[..] else { panic!() };
+    let [_, c, h, w] = pixels.shape[..] else {
+        panic!()
+    };
     let first = &pixels.data[..c * h * w];
     let bytes: Vec<u8> = first.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, c, h, w], &bytes).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, c, h, w], &bytes)
+            .unwrap();
     let path = temp_path(&format!("{name}-pixels.safetensors"));
-    std::fs::write(&path, safetensors::serialize([("pixel_values", view)], None).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        safetensors::serialize([("pixel_values", view)], None).unwrap(),
+    )
+    .unwrap();
     path
 }
 
 fn as_f32(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 #[test]
@@ -61,7 +77,12 @@ fn classify_pixels_json_matches_reference() {
         let reference = reference(name);
         let logits = &reference["logits"];
         let classes = logits.shape[1];
-        assert_close(&format!("{name} CLI logits"), &as_f32(&json["logits"]), &logits.data[..classes], 1e-4);
+        assert_close(
+            &format!("{name} CLI logits"),
+            &as_f32(&json["logits"]),
+            &logits.data[..classes],
+            1e-4,
+        );
         let top = json["top"].as_array().unwrap();
         assert_eq!(top.len(), 3);
         // The top class is the arg-max of the reference logits.
@@ -78,7 +99,12 @@ fn classify_pixels_json_matches_reference() {
         let layers = rollout["layers"].as_array().unwrap();
         let expected = &reference["rollout.mean.0.0"];
         assert_eq!(layers.len(), expected.shape[0]);
-        let grid: Vec<u64> = rollout["grid"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let grid: Vec<u64> = rollout["grid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
         assert_eq!((grid[0] * grid[1]) as usize, expected.shape[1]);
         let flat: Vec<f32> = layers.iter().flat_map(as_f32).collect();
         assert_close(&format!("{name} CLI rollout"), &flat, &expected.data, 1e-5);
@@ -102,8 +128,18 @@ fn classify_with_fusion_and_discard() {
         "--discard-ratio",
         "0.9",
     ]));
-    let flat: Vec<f32> = json["rollout"]["layers"].as_array().unwrap().iter().flat_map(as_f32).collect();
-    assert_close("max/0.9 rollout", &flat, &reference(name)["rollout.max.0.9"].data, 1e-5);
+    let flat: Vec<f32> = json["rollout"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(as_f32)
+        .collect();
+    assert_close(
+        "max/0.9 rollout",
+        &flat,
+        &reference(name)["rollout.max.0.9"].data,
+        1e-5,
+    );
     let json = stdout_json(&vit_lens(&[
         "classify",
         "--model",
@@ -113,8 +149,18 @@ fn classify_with_fusion_and_discard() {
         "--json",
         "--from-distillation-token",
     ]));
-    let flat: Vec<f32> = json["rollout"]["layers"].as_array().unwrap().iter().flat_map(as_f32).collect();
-    assert_close("distillation rollout", &flat, &reference(name)["rollout_dist.mean.0.0"].data, 1e-5);
+    let flat: Vec<f32> = json["rollout"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(as_f32)
+        .collect();
+    assert_close(
+        "distillation rollout",
+        &flat,
+        &reference(name)["rollout_dist.mean.0.0"].data,
+        1e-5,
+    );
 }
 
 #[test]
@@ -136,19 +182,38 @@ fn classify_image_writes_pixels_and_png() {
         "--layer",
         "1",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("rollout of layer 1/2"), "{text}");
     let heatmap = image::open(&png).expect("a PNG").to_rgba8();
     assert_eq!(heatmap.dimensions(), (224, 224));
     // Feeding the saved pixels back gives the same answer as the image did.
     let from_image = stdout_json(&vit_lens(&[
-        "classify", "--model", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--json",
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--json",
     ]));
     let from_pixels = stdout_json(&vit_lens(&[
-        "classify", "--model", model.to_str().unwrap(), "--pixels", saved.to_str().unwrap(), "--json",
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--pixels",
+        saved.to_str().unwrap(),
+        "--json",
     ]));
-    assert_close("saved pixels", &as_f32(&from_pixels["logits"]), &as_f32(&from_image["logits"]), 1e-6);
+    assert_close(
+        "saved pixels",
+        &as_f32(&from_pixels["logits"]),
+        &as_f32(&from_image["logits"]),
+        1e-6,
+    );
 }
 
 #[track_caller]
@@ -158,7 +223,10 @@ fn assert_fails(args: &[&str], needle: &str) {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains(needle), "{stderr:?} should contain {needle:?}");
+    assert!(
+        stderr.contains(needle),
+        "{stderr:?} should contain {needle:?}"
+    );
 }
 
 #[test]
@@ -166,24 +234,65 @@ fn errors_are_one_clear_line() {
     let model = fixture_dir("tiny_vit_hf");
     let model = model.to_str().unwrap();
     let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
-    assert_fails(&["classify", "--model", "/nonexistent/model", "--pixels", "x"], "does not exist");
-    assert_fails(&["classify", "--model", model, "--pixels", "/nonexistent.safetensors"], "cannot read");
+    assert_fails(
+        &["classify", "--model", "/nonexistent/model", "--pixels", "x"],
+        "does not exist",
+    );
+    assert_fails(
+        &[
+            "classify",
+            "--model",
+            model,
+            "--pixels",
+            "/nonexistent.safetensors",
+        ],
+        "cannot read",
+    );
     let not_an_image = images.join("random_bytes.bin");
     assert_fails(
-        &["classify", "--model", model, "--image", not_an_image.to_str().unwrap()],
+        &[
+            "classify",
+            "--model",
+            model,
+            "--image",
+            not_an_image.to_str().unwrap(),
+        ],
         "cannot use the image",
     );
     let pixels = reference_pixels("tiny_vit_hf");
     assert_fails(
-        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--layer", "9"],
+        &[
+            "classify",
+            "--model",
+            model,
+            "--pixels",
+            pixels.to_str().unwrap(),
+            "--layer",
+            "9",
+        ],
         "--layer must be between 1 and 2",
     );
     assert_fails(
-        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--discard-ratio", "1.5"],
+        &[
+            "classify",
+            "--model",
+            model,
+            "--pixels",
+            pixels.to_str().unwrap(),
+            "--discard-ratio",
+            "1.5",
+        ],
         "--discard-ratio",
     );
     assert_fails(
-        &["classify", "--model", model, "--pixels", pixels.to_str().unwrap(), "--from-distillation-token"],
+        &[
+            "classify",
+            "--model",
+            model,
+            "--pixels",
+            pixels.to_str().unwrap(),
+            "--from-distillation-token",
+        ],
         "distilled",
     );
     // A checkpoint directory whose weights are cut short.
@@ -192,16 +301,41 @@ fn errors_are_one_clear_line() {
     let dir = fixture_dir("tiny_vit_hf");
     std::fs::copy(dir.join("config.json"), broken.join("config.json")).unwrap();
     let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
-    std::fs::write(broken.join("model.safetensors"), &weights[..weights.len() - 100]).unwrap();
+    std::fs::write(
+        broken.join("model.safetensors"),
+        &weights[..weights.len() - 100],
+    )
+    .unwrap();
     assert_fails(
-        &["classify", "--model", broken.to_str().unwrap(), "--pixels", pixels.to_str().unwrap()],
+        &[
+            "classify",
+            "--model",
+            broken.to_str().unwrap(),
+            "--pixels",
+            pixels.to_str().unwrap(),
+        ],
         "truncated",
     );
     // Pixels of the wrong shape.
     let wrong = temp_path("wrong-pixels.safetensors");
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 4], &[0u8; 48]).unwrap();
-    std::fs::write(&wrong, safetensors::serialize([("pixel_values", view)], None).unwrap()).unwrap();
-    assert_fails(&["classify", "--model", model, "--pixels", wrong.to_str().unwrap()], "[3, 4]");
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 4], &[0u8; 48])
+            .unwrap();
+    std::fs::write(
+        &wrong,
+        safetensors::serialize([("pixel_values", view)], None).unwrap(),
+    )
+    .unwrap();
+    assert_fails(
+        &[
+            "classify",
+            "--model",
+            model,
+            "--pixels",
+            wrong.to_str().unwrap(),
+        ],
+        "[3, 4]",
+    );
 }
 
 #[test]

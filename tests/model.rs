@@ -7,6 +7,7 @@ use common::{assert_close, load_fixture, reference};
 use vit_lens::analysis::{rollout, HeadFusion, RolloutOptions};
 use vit_lens::checkpoint::{Classifier, Layout};
 use vit_lens::engine::{Engine, ImageInference};
+use vit_lens::model::CpuOptions;
 
 const LOGIT_TOL: f32 = 1e-4;
 const ATTENTION_TOL: f32 = 1e-5;
@@ -21,7 +22,12 @@ fn run(name: &str, input_key: &str) -> (Vec<ImageInference>, usize) {
         panic!("{name}: {input_key} should be 4-D, is {:?}", pixels.shape);
     };
     let engine = Engine::cpu(&checkpoint).expect("engine");
-    (engine.infer_batch(&pixels.data, batch, height, width).expect("inference"), batch)
+    (
+        engine
+            .infer_batch(&pixels.data, batch, height, width)
+            .expect("inference"),
+        batch,
+    )
 }
 
 /// Compares logits, every layer's attention and the rollout variants present in the reference.
@@ -52,7 +58,11 @@ fn check_fixture(name: &str) {
         }
         layer += 1;
     }
-    assert_eq!(layer, results[0].attentions.len(), "{name}: every layer has a reference");
+    assert_eq!(
+        layer,
+        results[0].attentions.len(),
+        "{name}: every layer has a reference"
+    );
 
     let mut checked = 0;
     for (key, expected) in &reference {
@@ -69,12 +79,21 @@ fn check_fixture(name: &str) {
             discard_ratio: ratio.parse().expect("ratio"),
             start_token,
         };
-        let maps = rollout(&results[0].attentions, results[0].prefix_tokens, &options).expect("rollout");
+        let maps =
+            rollout(&results[0].attentions, results[0].prefix_tokens, &options).expect("rollout");
         assert_eq!(maps.len(), expected.shape[0], "{name} {key}: layers");
-        assert_close(&format!("{name} {key}"), &maps.concat(), &expected.data, ROLLOUT_TOL);
+        assert_close(
+            &format!("{name} {key}"),
+            &maps.concat(),
+            &expected.data,
+            ROLLOUT_TOL,
+        );
         checked += 1;
     }
-    assert!(checked >= 4, "{name}: expected at least 4 rollout references, found {checked}");
+    assert!(
+        checked >= 4,
+        "{name}: expected at least 4 rollout references, found {checked}"
+    );
 }
 
 #[test]
@@ -107,14 +126,21 @@ fn tiny_vit_without_qkv_bias() {
 fn tiny_deit_single_head() {
     check_fixture("tiny_deit_hf");
     let c = load_fixture("tiny_deit_hf");
-    assert_eq!(c.config.prefix_tokens(), 2, "transformers DeiT always has a distillation token");
+    assert_eq!(
+        c.config.prefix_tokens(),
+        2,
+        "transformers DeiT always has a distillation token"
+    );
     assert_eq!(c.config.classifier, Classifier::Cls);
 }
 
 #[test]
 fn tiny_deit_distilled_transformers_layout() {
     check_fixture("tiny_deit_distilled_hf");
-    assert_eq!(load_fixture("tiny_deit_distilled_hf").config.classifier, Classifier::ClsAndDistillation);
+    assert_eq!(
+        load_fixture("tiny_deit_distilled_hf").config.classifier,
+        Classifier::ClsAndDistillation
+    );
 }
 
 #[test]
@@ -155,9 +181,19 @@ fn transformers_and_timm_layouts_agree() {
         let (ra, _) = run(hf, "pixel_values");
         let (rb, _) = run(timm, "pixel_values");
         for (x, y) in ra.iter().zip(&rb) {
-            assert_close(&format!("{hf} vs {timm} logits"), &x.logits, &y.logits, 1e-3);
+            assert_close(
+                &format!("{hf} vs {timm} logits"),
+                &x.logits,
+                &y.logits,
+                1e-3,
+            );
             for (la, lb) in x.attentions.iter().zip(&y.attentions) {
-                assert_close(&format!("{hf} vs {timm} attention"), &la.data, &lb.data, 1e-4);
+                assert_close(
+                    &format!("{hf} vs {timm} attention"),
+                    &la.data,
+                    &lb.data,
+                    1e-4,
+                );
             }
         }
     }
@@ -180,11 +216,18 @@ fn check_interpolated(name: &str) {
         let (ours, theirs): (Vec<f32>, _) = match reference.get(&format!("attentions_384.{l}")) {
             Some(full) => (att.data.clone(), full),
             None => (
-                (0..att.heads).flat_map(|h| att.row(h, 0).to_vec()).collect(),
+                (0..att.heads)
+                    .flat_map(|h| att.row(h, 0).to_vec())
+                    .collect(),
                 &reference[&format!("attentions_384_cls.{l}")],
             ),
         };
-        assert_close(&format!("{name} interpolated attention layer {l}"), &ours, &theirs.data, ATTENTION_TOL);
+        assert_close(
+            &format!("{name} interpolated attention layer {l}"),
+            &ours,
+            &theirs.data,
+            ATTENTION_TOL,
+        );
     }
 }
 
@@ -200,12 +243,49 @@ fn interpolated_position_embeddings_384() {
     assert_eq!(results[0].patch_grid, (24, 24));
 }
 
+/// The dense layers run on the packed AVX-512 GEMM where the CPU has it; the candle matmul
+/// path (every other CPU, and wasm) must match the reference just as well.
+#[test]
+fn candle_matmul_path_matches_reference_too() {
+    for name in [
+        "vit_hf_224",
+        "tiny_deit_distilled_timm",
+        "tiny_vit_noqkvbias_hf",
+    ] {
+        let checkpoint = load_fixture(name);
+        let reference = reference(name);
+        let pixels = &reference["pixel_values"];
+        let [batch, _, h, w] = pixels.shape[..] else {
+            panic!()
+        };
+        let engine = Engine::cpu_with(&checkpoint, CpuOptions { packed_gemm: false }).unwrap();
+        let results = engine.infer_batch(&pixels.data, batch, h, w).unwrap();
+        let classes = reference["logits"].shape[1];
+        for (i, r) in results.iter().enumerate() {
+            assert_close(
+                &format!("{name} candle path logits {i}"),
+                &r.logits,
+                &reference["logits"].data[i * classes..(i + 1) * classes],
+                LOGIT_TOL,
+            );
+        }
+        assert_close(
+            &format!("{name} candle path attention"),
+            &results[0].attentions[0].data,
+            &reference["attentions.0"].data[..results[0].attentions[0].data.len()],
+            ATTENTION_TOL,
+        );
+    }
+}
+
 #[test]
 fn batch_results_equal_single_image_results() {
     let checkpoint = load_fixture("tiny_deit_distilled_hf");
     let reference = reference("tiny_deit_distilled_hf");
     let pixels = &reference["pixel_values"];
-    let [batch, c, h, w] = pixels.shape[..] else { panic!() };
+    let [batch, c, h, w] = pixels.shape[..] else {
+        panic!()
+    };
     assert!(batch >= 2);
     let engine = Engine::cpu(&checkpoint).unwrap();
     let together = engine.infer_batch(&pixels.data, batch, h, w).unwrap();
@@ -215,7 +295,12 @@ fn batch_results_equal_single_image_results() {
             .infer_batch(&pixels.data[i * per_image..(i + 1) * per_image], 1, h, w)
             .unwrap()
             .remove(0);
-        assert_close("batched vs single logits", &joint.logits, &alone.logits, 1e-5);
+        assert_close(
+            "batched vs single logits",
+            &joint.logits,
+            &alone.logits,
+            1e-5,
+        );
     }
 }
 
@@ -233,7 +318,11 @@ fn wrong_input_size_is_an_error_not_a_panic() {
 fn labels_come_from_id2label() {
     let c = load_fixture("tiny_vit_hf");
     assert_eq!(c.labels.len(), c.config.num_classes);
-    assert!(c.labels.iter().all(|l| !l.starts_with("LABEL_")), "{:?}", c.labels);
+    assert!(
+        c.labels.iter().all(|l| !l.starts_with("LABEL_")),
+        "{:?}",
+        c.labels
+    );
 }
 
 #[test]

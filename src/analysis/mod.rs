@@ -102,12 +102,12 @@ impl LayerAttention {
                 found: data.len(),
             });
         }
-        if let Some((index, &value)) = data
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-        {
-            return Err(AnalysisError::InvalidValue { index, value });
+        // A branch-free pass first (it vectorizes); look for the culprit only on failure.
+        let valid = |v: &f32| v.is_finite() & (*v >= 0.0);
+        if !data.iter().fold(true, |all, v| all & valid(v)) {
+            if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !valid(v)) {
+                return Err(AnalysisError::InvalidValue { index, value });
+            }
         }
         Ok(Self {
             heads,

@@ -77,8 +77,14 @@ impl ModelConfig {
         let patches = (self.patch_grid() * self.patch_grid()) as u64;
         let patch_in = (self.num_channels * self.patch_size * self.patch_size) as u64;
         let per_layer = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * m;
-        let heads = if self.classifier == Classifier::ClsAndDistillation { 2 } else { 1 };
-        patches * patch_in * d + self.num_layers as u64 * per_layer + heads * d * self.num_classes as u64
+        let heads = if self.classifier == Classifier::ClsAndDistillation {
+            2
+        } else {
+            1
+        };
+        patches * patch_in * d
+            + self.num_layers as u64 * per_layer
+            + heads * d * self.num_classes as u64
     }
 
     fn validate(&self) -> Result<(), CheckpointError> {
@@ -187,7 +193,9 @@ fn usize_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointErro
             .as_u64()
             .and_then(|n| usize::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| field_error(field, format!("expected a non-negative integer, found {v}"))),
+            .ok_or_else(|| {
+                field_error(field, format!("expected a non-negative integer, found {v}"))
+            }),
     }
 }
 
@@ -264,7 +272,10 @@ fn labels_from_id2label(
         return Ok(None);
     };
     let Some(map) = map.as_object() else {
-        return Err(field_error("id2label", "expected an object of index → name"));
+        return Err(field_error(
+            "id2label",
+            "expected an object of index → name",
+        ));
     };
     if map.is_empty() {
         return Ok(None);
@@ -275,9 +286,12 @@ fn labels_from_id2label(
             .trim()
             .parse()
             .map_err(|_| field_error("id2label", format!("key `{key}` is not a class index")))?;
-        let name = name
-            .as_str()
-            .ok_or_else(|| field_error("id2label", format!("the name of class {index} is not a string")))?;
+        let name = name.as_str().ok_or_else(|| {
+            field_error(
+                "id2label",
+                format!("the name of class {index} is not a string"),
+            )
+        })?;
         let slot = labels.get_mut(index).ok_or_else(|| {
             CheckpointError::ConfigMismatch(format!(
                 "id2label names class {index} but the classifier has {num_classes} classes"
@@ -323,18 +337,28 @@ fn classes_from_head(raw: &RawWeights, name: &str) -> Result<usize, CheckpointEr
     }
 }
 
-pub(super) fn from_transformers(config: &Value, raw: &RawWeights) -> Result<Parsed, CheckpointError> {
+pub(super) fn from_transformers(
+    config: &Value,
+    raw: &RawWeights,
+) -> Result<Parsed, CheckpointError> {
     let model_type = str_field(config, "model_type")?;
     let declared = match config.get("architectures") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => items.first().and_then(Value::as_str),
-        Some(other) => return Err(field_error("architectures", format!("expected a list, found {other}"))),
+        Some(other) => {
+            return Err(field_error(
+                "architectures",
+                format!("expected a list, found {other}"),
+            ))
+        }
     };
     let has_teacher_heads = raw.tensors.contains_key("cls_classifier.weight");
     let architecture = match (declared, model_type) {
         (Some(a), _) => a.to_string(),
         (None, Some("vit")) => "ViTForImageClassification".to_string(),
-        (None, Some("deit")) if has_teacher_heads => "DeiTForImageClassificationWithTeacher".to_string(),
+        (None, Some("deit")) if has_teacher_heads => {
+            "DeiTForImageClassificationWithTeacher".to_string()
+        }
         (None, Some("deit")) => "DeiTForImageClassification".to_string(),
         (None, other) => {
             return Err(CheckpointError::UnknownArchitecture(format!(
@@ -356,7 +380,11 @@ pub(super) fn from_transformers(config: &Value, raw: &RawWeights) -> Result<Pars
             )));
         }
     }
-    if !raw.tensors.keys().any(|k| k.starts_with(&format!("{prefix}."))) {
+    if !raw
+        .tensors
+        .keys()
+        .any(|k| k.starts_with(&format!("{prefix}.")))
+    {
         return Err(CheckpointError::ConfigMismatch(format!(
             "config.json describes {architecture} but no tensor name starts with `{prefix}.`"
         )));
@@ -438,13 +466,16 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         .to_string();
     let family_ok = architecture.starts_with("vit_") || architecture.starts_with("deit_");
     if !family_ok {
-        return Err(CheckpointError::UnknownArchitecture(format!("timm `{architecture}`")));
+        return Err(CheckpointError::UnknownArchitecture(format!(
+            "timm `{architecture}`"
+        )));
     }
     let empty = Value::Object(Default::default());
     let model_args = config.get("model_args").unwrap_or(&empty);
     let pretrained_cfg = config.get("pretrained_cfg").unwrap_or(&empty);
 
-    if let Some(pool) = str_field(config, "global_pool")?.or(str_field(model_args, "global_pool")?) {
+    if let Some(pool) = str_field(config, "global_pool")?.or(str_field(model_args, "global_pool")?)
+    {
         if pool != "token" {
             return Err(CheckpointError::Unsupported(format!(
                 "timm global_pool `{pool}`; vit-lens reads the class token (global_pool \"token\")"
@@ -473,14 +504,23 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
                 "patch embedding of shape {other:?}; expected [hidden, channels, patch, patch]"
             )))
         }
-        None => return Err(CheckpointError::MissingTensor("patch_embed.proj.weight".to_string())),
+        None => {
+            return Err(CheckpointError::MissingTensor(
+                "patch_embed.proj.weight".to_string(),
+            ))
+        }
     };
     let mut num_layers = 0;
-    while raw.tensors.contains_key(&format!("blocks.{num_layers}.attn.qkv.weight")) {
+    while raw
+        .tensors
+        .contains_key(&format!("blocks.{num_layers}.attn.qkv.weight"))
+    {
         num_layers += 1;
     }
     if num_layers == 0 {
-        return Err(CheckpointError::MissingTensor("blocks.0.attn.qkv.weight".to_string()));
+        return Err(CheckpointError::MissingTensor(
+            "blocks.0.attn.qkv.weight".to_string(),
+        ));
     }
     if let Some(depth) = usize_field(model_args, "depth")? {
         if depth != num_layers {
@@ -491,7 +531,11 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
     }
     let intermediate_size = match shape_of(raw, "blocks.0.mlp.fc1.weight") {
         Some([m, _]) => *m,
-        _ => return Err(CheckpointError::MissingTensor("blocks.0.mlp.fc1.weight".to_string())),
+        _ => {
+            return Err(CheckpointError::MissingTensor(
+                "blocks.0.mlp.fc1.weight".to_string(),
+            ))
+        }
     };
     let distillation_token = raw.tensors.contains_key("dist_token");
     if architecture.contains("distilled") && !distillation_token {
@@ -588,7 +632,10 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         Some(names) if names.len() == num_classes => names
             .iter()
             .enumerate()
-            .map(|(i, v)| v.as_str().map_or_else(|| format!("class {i}"), str::to_string))
+            .map(|(i, v)| {
+                v.as_str()
+                    .map_or_else(|| format!("class {i}"), str::to_string)
+            })
             .collect(),
         Some(names) => {
             return Err(CheckpointError::ConfigMismatch(format!(

@@ -74,7 +74,14 @@ impl VitWeights {
         let blocks: usize = self
             .blocks
             .iter()
-            .map(|b| norm(&b.norm1) + linear(&b.qkv) + linear(&b.proj) + norm(&b.norm2) + linear(&b.fc1) + linear(&b.fc2))
+            .map(|b| {
+                norm(&b.norm1)
+                    + linear(&b.qkv)
+                    + linear(&b.proj)
+                    + norm(&b.norm2)
+                    + linear(&b.fc1)
+                    + linear(&b.fc2)
+            })
             .sum();
         linear(&self.patch_embed)
             + self.cls_token.len()
@@ -127,7 +134,13 @@ impl Taker<'_> {
         Ok(WeightTensor::new(expected.to_vec(), t.data.clone()))
     }
 
-    fn linear(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear, CheckpointError> {
+    fn linear(
+        &self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Linear, CheckpointError> {
         Ok(Linear {
             weight: self.get(&format!("{prefix}.weight"), &[out, inp])?,
             bias: if bias {
@@ -156,7 +169,10 @@ fn fuse_qkv(q: Linear, k: Linear, v: Linear) -> Linear {
     let (out, inp) = (q.out_features(), q.in_features());
     let weight = [q.weight.data, k.weight.data, v.weight.data].concat();
     let bias = match (q.bias, k.bias, v.bias) {
-        (Some(qb), Some(kb), Some(vb)) => Some(WeightTensor::new(vec![3 * out], [qb.data, kb.data, vb.data].concat())),
+        (Some(qb), Some(kb), Some(vb)) => Some(WeightTensor::new(
+            vec![3 * out],
+            [qb.data, kb.data, vb.data].concat(),
+        )),
         _ => None,
     };
     Linear {
@@ -165,8 +181,14 @@ fn fuse_qkv(q: Linear, k: Linear, v: Linear) -> Linear {
     }
 }
 
-pub(super) fn map(raw: &RawWeights, layout: Layout, cfg: &ModelConfig) -> Result<VitWeights, CheckpointError> {
-    let take = Taker { tensors: &raw.tensors };
+pub(super) fn map(
+    raw: &RawWeights,
+    layout: Layout,
+    cfg: &ModelConfig,
+) -> Result<VitWeights, CheckpointError> {
+    let take = Taker {
+        tensors: &raw.tensors,
+    };
     let d = cfg.hidden_size;
     let m = cfg.intermediate_size;
     let p = cfg.patch_size;
@@ -177,7 +199,11 @@ pub(super) fn map(raw: &RawWeights, layout: Layout, cfg: &ModelConfig) -> Result
 
     let weights = match layout {
         Layout::Transformers => {
-            let root = if cfg.distillation_token { "deit" } else { "vit" };
+            let root = if cfg.distillation_token {
+                "deit"
+            } else {
+                "vit"
+            };
             let e = format!("{root}.embeddings");
             let blocks = (0..cfg.num_layers)
                 .map(|i| {
@@ -197,7 +223,10 @@ pub(super) fn map(raw: &RawWeights, layout: Layout, cfg: &ModelConfig) -> Result
                     })
                 })
                 .collect::<Result<Vec<_>, CheckpointError>>()?;
-            let extra = format!("{root}.encoder.layer.{}.layernorm_before.weight", cfg.num_layers);
+            let extra = format!(
+                "{root}.encoder.layer.{}.layernorm_before.weight",
+                cfg.num_layers
+            );
             if raw.tensors.contains_key(&extra) {
                 return Err(CheckpointError::ConfigMismatch(format!(
                     "num_hidden_layers is {} but the weights have more layers (`{extra}` exists)",
@@ -214,7 +243,10 @@ pub(super) fn map(raw: &RawWeights, layout: Layout, cfg: &ModelConfig) -> Result
             };
             VitWeights {
                 patch_embed: Linear {
-                    weight: take.get(&format!("{e}.patch_embeddings.projection.weight"), &[d, c, p, p])?,
+                    weight: take.get(
+                        &format!("{e}.patch_embeddings.projection.weight"),
+                        &[d, c, p, p],
+                    )?,
                     bias: Some(take.get(&format!("{e}.patch_embeddings.projection.bias"), &[d])?),
                 },
                 cls_token: take.get(&format!("{e}.cls_token"), &[d])?,

@@ -56,7 +56,9 @@ pub enum CheckpointError {
         file_len: u64,
         hint: String,
     },
-    #[error("tensor `{tensor}` is stored as {dtype}; vit-lens reads f32, f16 and bf16 weights only")]
+    #[error(
+        "tensor `{tensor}` is stored as {dtype}; vit-lens reads f32, f16 and bf16 weights only"
+    )]
     UnsupportedDtype { tensor: String, dtype: String },
     #[error("tensor `{0}` is missing from model.safetensors: the weights are incomplete or belong to a different model")]
     MissingTensor(String),

@@ -158,11 +158,23 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
         (b"\x89PNG", "a PNG image"),
         (b"\xFF\xD8\xFF", "a JPEG image"),
         (b"GIF8", "a GIF image"),
-        (b"PK\x03\x04", "a zip archive (a PyTorch .bin/.pt checkpoint? convert it to safetensors)"),
-        (b"\x80\x02", "a pickle (a PyTorch .bin checkpoint? convert it to safetensors)"),
-        (b"{", "a JSON file (config.json given in place of model.safetensors?)"),
+        (
+            b"PK\x03\x04",
+            "a zip archive (a PyTorch .bin/.pt checkpoint? convert it to safetensors)",
+        ),
+        (
+            b"\x80\x02",
+            "a pickle (a PyTorch .bin checkpoint? convert it to safetensors)",
+        ),
+        (
+            b"{",
+            "a JSON file (config.json given in place of model.safetensors?)",
+        ),
         (b"<", "an HTML or XML page (an error page from a server?)"),
-        (b"version https://git-lfs", "a Git LFS pointer, not the file it points to"),
+        (
+            b"version https://git-lfs",
+            "a Git LFS pointer, not the file it points to",
+        ),
         (b"\x08\x01\x12", "an ONNX model"),
     ];
     MAGIC

@@ -1,10 +1,12 @@
 //! The ViT forward pass on the CPU (candle).
 
+pub mod gemm;
 mod interpolate;
+pub mod kernels;
 mod vit;
 
 pub use interpolate::resize_position_grid;
-pub use vit::VisionTransformer;
+pub use vit::{CpuOptions, VisionTransformer};
 
 /// Why a forward pass failed.
 #[derive(Debug, thiserror::Error)]

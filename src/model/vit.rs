@@ -13,37 +13,123 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 
+use super::gemm::PackedLinear;
 use super::interpolate::resize_position_grid;
+use super::kernels::{
+    BiasAdd, BiasGelu, BiasResidual, Gelu, LayerNormOp, PackedMatmul, PackedMatmulResidual, Softmax,
+};
 use super::ModelError;
-use crate::checkpoint::{Activation, Checkpoint, Classifier, Linear, ModelConfig, Norm, WeightTensor};
+use crate::checkpoint::{
+    Activation, Checkpoint, Classifier, Linear, ModelConfig, Norm, WeightTensor,
+};
 
 fn tensor(w: &WeightTensor, device: &Device) -> candle_core::Result<Tensor> {
     Tensor::from_slice(&w.data, w.shape.as_slice(), device)
 }
 
-/// A linear layer with its weight stored transposed: (in, out).
+/// A linear layer: packed for the AVX-512 kernel where the CPU has it, else a transposed
+/// weight (in, out) for candle's matmul.
 #[derive(Clone, Debug)]
-struct Dense {
-    weight_t: Tensor,
-    bias: Option<Tensor>,
+enum Dense {
+    Packed(PackedLinear),
+    Candle {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
 }
 
 impl Dense {
-    fn new(l: &Linear, device: &Device) -> candle_core::Result<Self> {
-        Ok(Self {
-            weight_t: tensor(&l.weight, device)?.t()?.contiguous()?,
-            bias: l.bias.as_ref().map(|b| tensor(b, device)).transpose()?,
+    fn new(l: &Linear, packed: bool, device: &Device) -> candle_core::Result<Self> {
+        Self::from_parts(
+            &l.weight.data,
+            l.out_features(),
+            l.in_features(),
+            l.bias.as_ref(),
+            packed,
+            device,
+        )
+    }
+
+    /// weight: (out, in) row-major.
+    fn from_parts(
+        weight: &[f32],
+        out: usize,
+        inp: usize,
+        bias: Option<&WeightTensor>,
+        packed: bool,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        if packed {
+            return Ok(Dense::Packed(PackedLinear::new(
+                weight,
+                out,
+                inp,
+                bias.map(|b| b.data.as_slice()),
+            )));
+        }
+        Ok(Dense::Candle {
+            weight_t: Tensor::from_slice(weight, (out, inp), device)?
+                .t()?
+                .contiguous()?,
+            bias: bias.map(|b| tensor(b, device)).transpose()?,
         })
+    }
+
+    /// residual + xs·W + b, with the bias and the residual added in the same pass.
+    /// xs (rows, in); residual (…, out) with `rows` elements before the last dimension.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Dense::Packed(w) => {
+                xs.apply_op2_no_bwd(&residual.contiguous()?, &PackedMatmulResidual(w))
+            }
+            Dense::Candle { weight_t, bias } => {
+                let ys = xs.matmul(weight_t)?.reshape(residual.shape())?;
+                match bias {
+                    Some(b) => ys.apply_op3_no_bwd(b, residual, &BiasResidual),
+                    None => ys + residual,
+                }
+            }
+        }
+    }
+
+    /// gelu(xs·W + b), with the bias and the activation in one pass over the output.
+    fn forward_gelu(&self, xs: &Tensor, gelu: Gelu) -> candle_core::Result<Tensor> {
+        match self {
+            Dense::Packed(w) => xs.apply_op1_no_bwd(&PackedMatmul {
+                weight: w,
+                gelu: Some(gelu),
+            }),
+            Dense::Candle { weight_t, bias } => {
+                let ys = xs.matmul(weight_t)?;
+                let zeros;
+                let bias = match bias {
+                    Some(b) => b,
+                    None => {
+                        zeros = Tensor::zeros(ys.dim(1)?, DType::F32, ys.device())?;
+                        &zeros
+                    }
+                };
+                ys.apply_op2_no_bwd(bias, &BiasGelu(gelu))
+            }
+        }
     }
 }
 
 impl Module for Dense {
     /// (rows, in) → (rows, out)
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let ys = xs.matmul(&self.weight_t)?;
-        match &self.bias {
-            Some(b) => ys.broadcast_add(b),
-            None => Ok(ys),
+        match self {
+            Dense::Packed(w) => xs.contiguous()?.apply_op1_no_bwd(&PackedMatmul {
+                weight: w,
+                gelu: None,
+            }),
+            Dense::Candle { weight_t, bias } => {
+                let ys = xs.matmul(weight_t)?;
+                match bias {
+                    Some(b) => ys.apply_op2_no_bwd(b, &BiasAdd),
+                    None => Ok(ys),
+                }
+            }
         }
     }
 }
@@ -67,7 +153,8 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
+        xs.contiguous()?
+            .apply_op3_no_bwd(&self.weight, &self.bias, &LayerNormOp { eps: self.eps })
     }
 }
 
@@ -98,26 +185,40 @@ impl Block {
             .reshape((b, t, 3, h, dh))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?; // (3, batch, heads, tokens, head_dim)
-        // dh is a power of two in every ViT, so scaling q is exact and cheaper than scaling scores.
+                            // dh is a power of two in every ViT, so scaling q is exact and cheaper than scaling scores.
         let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
         let k = qkv.get(1)?;
         let v = qkv.get(2)?;
         let scores = q.matmul(&k.t()?)?; // (batch, heads, tokens, tokens)
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = scores.apply_op1_no_bwd(&Softmax)?;
         let context = probs
             .matmul(&v)? // (batch, heads, tokens, head_dim)
             .transpose(1, 2)?
             .reshape((b * t, d))?;
-        let xs = (xs + self.proj.forward(&context)?.reshape((b, t, d))?)?;
+        let xs = self.proj.forward_residual(&context, xs)?;
 
         let normed = self.norm2.forward(&xs)?.reshape((b * t, d))?;
-        let hidden = self.fc1.forward(&normed)?;
-        let hidden = match self.activation {
-            Activation::GeluErf => hidden.gelu_erf()?,
-            Activation::GeluTanh => hidden.gelu()?,
+        let gelu = match self.activation {
+            Activation::GeluErf => Gelu::Erf,
+            Activation::GeluTanh => Gelu::Tanh,
         };
-        let xs = (xs + self.fc2.forward(&hidden)?.reshape((b, t, d))?)?;
+        let hidden = self.fc1.forward_gelu(&normed, gelu)?;
+        let xs = self.fc2.forward_residual(&hidden, &xs)?;
         Ok((xs, probs))
+    }
+}
+
+/// Choices of CPU kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Use the packed AVX-512 GEMM for dense layers where the CPU has AVX-512F (else candle's
+    /// matmul). On by default; off to compare the two paths.
+    pub packed_gemm: bool,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        Self { packed_gemm: true }
     }
 }
 
@@ -142,18 +243,29 @@ pub struct VisionTransformer {
 
 impl VisionTransformer {
     pub fn new(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ModelError> {
+        Self::with_options(checkpoint, device, CpuOptions::default())
+    }
+
+    pub fn with_options(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        options: CpuOptions,
+    ) -> Result<Self, ModelError> {
+        let packed = options.packed_gemm && device.is_cpu() && PackedLinear::available();
         let cfg = checkpoint.config.clone();
         let w = &checkpoint.weights;
         let d = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let patch_in = cfg.num_channels * cfg.patch_size * cfg.patch_size;
-        let patch_embed = Dense {
-            weight_t: tensor(&w.patch_embed.weight, device)?
-                .reshape((d, patch_in))?
-                .t()?
-                .contiguous()?,
-            bias: w.patch_embed.bias.as_ref().map(|b| tensor(b, device)).transpose()?,
-        };
+        // The conv weight (hidden, channels, p, p) read as (hidden, channels·p·p).
+        let patch_embed = Dense::from_parts(
+            &w.patch_embed.weight.data,
+            d,
+            patch_in,
+            w.patch_embed.bias.as_ref(),
+            packed,
+            device,
+        )?;
         let mut prefix_rows = w.cls_token.data.clone();
         if let Some(dist) = &w.dist_token {
             prefix_rows.extend_from_slice(&dist.data);
@@ -166,11 +278,11 @@ impl VisionTransformer {
             .map(|b| {
                 Ok(Block {
                     norm1: LayerNorm::new(&b.norm1, eps, device)?,
-                    qkv: Dense::new(&b.qkv, device)?,
-                    proj: Dense::new(&b.proj, device)?,
+                    qkv: Dense::new(&b.qkv, packed, device)?,
+                    proj: Dense::new(&b.proj, packed, device)?,
                     norm2: LayerNorm::new(&b.norm2, eps, device)?,
-                    fc1: Dense::new(&b.fc1, device)?,
-                    fc2: Dense::new(&b.fc2, device)?,
+                    fc1: Dense::new(&b.fc1, packed, device)?,
+                    fc2: Dense::new(&b.fc2, packed, device)?,
                     num_heads: cfg.num_heads,
                     activation: cfg.activation,
                 })
@@ -183,8 +295,12 @@ impl VisionTransformer {
             pos_embed,
             blocks,
             norm: LayerNorm::new(&w.norm, eps, device)?,
-            head: Dense::new(&w.head, device)?,
-            head_dist: w.head_dist.as_ref().map(|h| Dense::new(h, device)).transpose()?,
+            head: Dense::new(&w.head, packed, device)?,
+            head_dist: w
+                .head_dist
+                .as_ref()
+                .map(|h| Dense::new(h, packed, device))
+                .transpose()?,
             device: device.clone(),
             cfg,
         })
@@ -218,13 +334,20 @@ impl VisionTransformer {
             grid,
         );
         let tokens = resized.len() / self.cfg.hidden_size;
-        Ok(Tensor::from_vec(resized, (1, tokens, self.cfg.hidden_size), &self.device)?)
+        Ok(Tensor::from_vec(
+            resized,
+            (1, tokens, self.cfg.hidden_size),
+            &self.device,
+        )?)
     }
 
     /// pixels: (batch, channels, height, width), normalized.
     /// Returns logits (batch, classes) and every layer's attention probabilities, each
     /// (batch, heads, tokens, tokens).
-    pub fn forward_with_attention(&self, pixels: &Tensor) -> Result<(Tensor, Vec<Tensor>), ModelError> {
+    pub fn forward_with_attention(
+        &self,
+        pixels: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>), ModelError> {
         let (b, c, height, width) = pixels.dims4()?;
         let cfg = &self.cfg;
         let p = cfg.patch_size;
@@ -268,7 +391,9 @@ impl VisionTransformer {
         }
 
         // Only the prefix tokens feed the heads; LayerNorm is per token, so normalize just those.
-        let prefix_out = self.norm.forward(&xs.narrow(1, 0, cfg.prefix_tokens())?.contiguous()?)?;
+        let prefix_out = self
+            .norm
+            .forward(&xs.narrow(1, 0, cfg.prefix_tokens())?.contiguous()?)?;
         let cls = prefix_out.get_on_dim(1, 0)?;
         let logits = match (cfg.classifier, &self.head_dist) {
             (Classifier::ClsAndDistillation, Some(head_dist)) => {

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use vit_lens::checkpoint::{read_safetensors, Checkpoint, CheckpointFiles, WeightTensor};
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
 }
 
 /// The bytes of a fixture's files: (config.json, preprocessor_config.json, model.safetensors).
@@ -31,14 +33,18 @@ pub fn load_fixture(name: &str) -> Checkpoint {
 
 /// reference.safetensors of a fixture: outputs computed by transformers / timm.
 pub fn reference(name: &str) -> HashMap<String, WeightTensor> {
-    let bytes = std::fs::read(fixture_dir(name).join("reference.safetensors")).expect("reference.safetensors");
+    let bytes = std::fs::read(fixture_dir(name).join("reference.safetensors"))
+        .expect("reference.safetensors");
     read_safetensors(&bytes).expect("reference parses").tensors
 }
 
 /// Largest absolute difference; panics on length mismatch.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[track_caller]

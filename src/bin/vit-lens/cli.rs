@@ -15,7 +15,11 @@ use vit_lens::preprocess::{preprocess_bytes, DecodeLimits, Preprocessed};
 use vit_lens::render::{encode_png, overlay, Colormap};
 
 #[derive(Parser)]
-#[command(name = "vit-lens", version, about = "Watch a Vision Transformer classify an image, with attention rollout for every layer")]
+#[command(
+    name = "vit-lens",
+    version,
+    about = "Watch a Vision Transformer classify an image, with attention rollout for every layer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,12 @@ struct ClassifyArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// An image file (PNG, JPEG, WebP, GIF), preprocessed as the checkpoint says.
-    #[arg(long, value_name = "FILE", conflicts_with = "pixels", required_unless_present = "pixels")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "pixels",
+        required_unless_present = "pixels"
+    )]
     image: Option<PathBuf>,
     /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
     #[arg(long, value_name = "FILE")]
@@ -179,16 +188,32 @@ fn read_pixels(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)>
     }
 }
 
-fn write_pixels(path: &Path, pixels: &[f32], channels: usize, height: usize, width: usize) -> Result<()> {
+fn write_pixels(
+    path: &Path,
+    pixels: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<()> {
     let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, channels, height, width], &bytes)
-        .context("cannot build the pixel tensor")?;
-    let file = safetensors::serialize([("pixel_values", view)], None).context("cannot serialize pixels")?;
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![1, channels, height, width],
+        &bytes,
+    )
+    .context("cannot build the pixel tensor")?;
+    let file = safetensors::serialize([("pixel_values", view)], None)
+        .context("cannot serialize pixels")?;
     std::fs::write(path, file).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Undoes normalization so an input given as pixels can be drawn under its heatmap.
-fn image_from_pixels(pixels: &[f32], height: usize, width: usize, checkpoint: &Checkpoint) -> image::RgbImage {
+fn image_from_pixels(
+    pixels: &[f32],
+    height: usize,
+    width: usize,
+    checkpoint: &Checkpoint,
+) -> image::RgbImage {
     let mean = checkpoint.preprocess.mean;
     let std = checkpoint.preprocess.std;
     let plane = height * width;
@@ -204,7 +229,10 @@ fn image_from_pixels(pixels: &[f32], height: usize, width: usize, checkpoint: &C
 fn classify(args: ClassifyArgs) -> Result<()> {
     let threads = configure_threads(args.model.threads)?;
     if !(0.0..1.0).contains(&args.discard_ratio) {
-        bail!("--discard-ratio must be in [0, 1), got {}", args.discard_ratio);
+        bail!(
+            "--discard-ratio must be in [0, 1), got {}",
+            args.discard_ratio
+        );
     }
     if !(0.0..=1.0).contains(&args.opacity) {
         bail!("--opacity must be in [0, 1], got {}", args.opacity);
@@ -265,8 +293,15 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     }
     if let Some(path) = &args.rollout_png {
         let crop = crop.unwrap_or_else(|| image_from_pixels(&pixels, height, width, &checkpoint));
-        let rgba = overlay(&crop, &maps[layer - 1], result.patch_grid, args.colormap, args.opacity)?;
-        std::fs::write(path, encode_png(&rgba)?).with_context(|| format!("cannot write {}", path.display()))?;
+        let rgba = overlay(
+            &crop,
+            &maps[layer - 1],
+            result.patch_grid,
+            args.colormap,
+            args.opacity,
+        )?;
+        std::fs::write(path, encode_png(&rgba)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
 
     if args.json {
@@ -314,7 +349,10 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             "timings: load {load_ms:.1} ms, preprocess {preprocess_ms:.1} ms, forward {forward_ms:.1} ms, rollout {rollout_ms:.1} ms"
         );
         if let Some(path) = &args.rollout_png {
-            println!("rollout of layer {layer}/{layers} written to {}", path.display());
+            println!(
+                "rollout of layer {layer}/{layers} written to {}",
+                path.display()
+            );
         }
     }
     Ok(())
