@@ -19,6 +19,7 @@ pub const MR: usize = 12;
 
 /// A linear layer's transposed weight (in, out), packed into column panels, with its bias.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct PackedLinear {
     /// Inner dimension (input features).
     k: usize,
@@ -55,16 +56,9 @@ impl PackedLinear {
     /// Packs `weight` as PyTorch stores it: (out = n, in = k), row-major.
     pub fn new(weight: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
         debug_assert_eq!(weight.len(), n * k);
-        let panels_count = n.div_ceil(NR);
-        let mut panels = vec![0f32; panels_count * k * NR];
-        for col in 0..n {
-            let (panel, lane) = (col / NR, col % NR);
-            let base = panel * k * NR + lane;
-            for (row, &w) in weight[col * k..(col + 1) * k].iter().enumerate() {
-                panels[base + row * NR] = w;
-            }
-        }
-        let mut padded_bias = vec![0f32; panels_count * NR];
+        // Panel element (p, j) is input feature p of output j: weight[j·k + p].
+        let panels = pack_panels(k, n, |p, j| weight[j * k + p]);
+        let mut padded_bias = vec![0f32; n.div_ceil(NR) * NR];
         if let Some(b) = bias {
             padded_bias[..n].copy_from_slice(b);
         }
@@ -132,6 +126,131 @@ impl PackedLinear {
     }
 }
 
+/// Packs a (k, n) matrix, given element by element, into panels of [`NR`] columns.
+fn pack_panels(k: usize, n: usize, element: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+    for (panel, chunk) in panels.chunks_exact_mut(k * NR).enumerate() {
+        for (row, lanes) in chunk.chunks_exact_mut(NR).enumerate() {
+            for (lane, slot) in lanes.iter_mut().enumerate() {
+                let col = panel * NR + lane;
+                if col < n {
+                    *slot = element(row, col);
+                }
+            }
+        }
+    }
+    panels
+}
+
+/// Multi-head self-attention from a fused projection, with the probabilities kept.
+///
+/// `qkv`: (batch·tokens, 3·heads·head_dim) row-major — per token all query features, then all
+/// key features, then all value features (the layout of the fused `qkv` linear).
+/// Writes `probs` (batch, heads, tokens, tokens) = softmax(q·kᵀ/√head_dim) and `context`
+/// (batch·tokens, heads·head_dim) = probs·v with heads side by side.
+/// Needs [`PackedLinear::available`]; panics on wrong slice lengths.
+pub fn attention(
+    qkv: &[f32],
+    batch: usize,
+    tokens: usize,
+    heads: usize,
+    head_dim: usize,
+    probs: &mut [f32],
+    context: &mut [f32],
+) {
+    assert!(PackedLinear::available(), "attention kernel needs AVX-512F");
+    let hidden = heads * head_dim;
+    assert_eq!(qkv.len(), batch * tokens * 3 * hidden, "qkv");
+    assert_eq!(probs.len(), batch * heads * tokens * tokens, "probs");
+    assert_eq!(context.len(), batch * tokens * hidden, "context");
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let zeros = vec![0f32; tokens.max(head_dim).div_ceil(NR) * NR];
+
+    // One task per (image, head): its probability block, and its context columns returned.
+    let head_task = |index: usize, block: &mut [f32]| -> Vec<f32> {
+        let (b, h) = (index / heads, index % heads);
+        let row0 = b * tokens * 3 * hidden;
+        let at = |token: usize, part: usize, j: usize| {
+            qkv[row0 + token * 3 * hidden + part * hidden + h * head_dim + j]
+        };
+        // kᵀ scaled: (head_dim, tokens); v: (tokens, head_dim).
+        let keys = pack_panels(head_dim, tokens, |p, j| at(j, 1, p) * scale);
+        let values = pack_panels(tokens, head_dim, |p, j| at(p, 2, j));
+        let mut ctx = vec![0f32; tokens * head_dim];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F was checked above; q rows are `tokens` rows of head_dim values
+        // 3·hidden apart inside `qkv`; `block` is tokens × tokens; `ctx` tokens × head_dim; the
+        // panels were packed for exactly these shapes and `zeros` covers a padded bias row.
+        unsafe {
+            let q = avx512::Operand {
+                ptr: qkv.as_ptr().add(row0 + h * head_dim),
+                ld: 3 * hidden,
+            };
+            let scores = avx512::Output {
+                ptr: block.as_mut_ptr(),
+                ld: tokens,
+            };
+            avx512::gemm(
+                q,
+                tokens,
+                head_dim,
+                &keys,
+                tokens,
+                zeros.as_ptr(),
+                None,
+                scores,
+            );
+            crate::model::kernels::softmax_rows(block, tokens);
+            let p = avx512::Operand {
+                ptr: block.as_ptr(),
+                ld: tokens,
+            };
+            let out = avx512::Output {
+                ptr: ctx.as_mut_ptr(),
+                ld: head_dim,
+            };
+            avx512::gemm(
+                p,
+                tokens,
+                tokens,
+                &values,
+                head_dim,
+                zeros.as_ptr(),
+                None,
+                out,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (&keys, &values, &block, &zeros);
+            unreachable!("attention kernel is x86-64 only");
+        }
+        ctx
+    };
+
+    let per_head: Vec<Vec<f32>> = if rayon_threads() > 1 {
+        use rayon::prelude::*;
+        probs
+            .par_chunks_mut(tokens * tokens)
+            .enumerate()
+            .map(|(i, block)| head_task(i, block))
+            .collect()
+    } else {
+        probs
+            .chunks_mut(tokens * tokens)
+            .enumerate()
+            .map(|(i, block)| head_task(i, block))
+            .collect()
+    };
+    for (index, ctx) in per_head.iter().enumerate() {
+        let (b, h) = (index / heads, index % heads);
+        for (t, row) in ctx.chunks_exact(head_dim).enumerate() {
+            let start = (b * tokens + t) * hidden + h * head_dim;
+            context[start..start + head_dim].copy_from_slice(row);
+        }
+    }
+}
+
 fn rayon_threads() -> usize {
     #[cfg(target_arch = "wasm32")]
     {
@@ -161,27 +280,76 @@ mod avx512 {
         epilogue: Epilogue<'_>,
         out: &mut [f32],
     ) {
-        let (k, n) = (w.k, w.n);
         let residual = match epilogue {
             Epilogue::Bias => None,
             Epilogue::BiasResidual(r) => Some(r.as_ptr()),
         };
+        let (k, n) = (w.k, w.n);
+        gemm(
+            Operand {
+                ptr: a.as_ptr(),
+                ld: k,
+            },
+            m,
+            k,
+            &w.panels,
+            n,
+            w.bias.as_ptr(),
+            residual,
+            Output {
+                ptr: out.as_mut_ptr(),
+                ld: n,
+            },
+        );
+    }
+
+    /// A row-major matrix in memory: element (i, j) at `ptr + i·ld + j`.
+    #[derive(Clone, Copy)]
+    pub struct Operand {
+        pub ptr: *const f32,
+        pub ld: usize,
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct Output {
+        pub ptr: *mut f32,
+        pub ld: usize,
+    }
+
+    /// out (m, n) = a (m, k) · B + bias [+ residual], B packed in panels of NR columns.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a`, `out` and `residual` (same `ld` as `out`) address m rows of
+    /// k (a) or n (out, residual) valid elements; `panels` holds ⌈n/NR⌉·k·NR floats and `bias`
+    /// ⌈n/NR⌉·NR.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gemm(
+        a: Operand,
+        m: usize,
+        k: usize,
+        panels: &[f32],
+        n: usize,
+        bias: *const f32,
+        residual: Option<*const f32>,
+        out: Output,
+    ) {
         for panel in 0..n.div_ceil(NR) {
             let col0 = panel * NR;
             let cols = NR.min(n - col0);
-            let panel_ptr = w.panels.as_ptr().add(panel * k * NR);
-            let bias_ptr = w.bias.as_ptr().add(col0);
+            let panel_ptr = panels.as_ptr().add(panel * k * NR);
             let mut row0 = 0;
             while row0 < m {
                 let rows = MR.min(m - row0);
                 let tile = Tile {
-                    a: a.as_ptr().add(row0 * k),
+                    a: a.ptr.add(row0 * a.ld),
+                    lda: a.ld,
                     k,
                     panel: panel_ptr,
-                    bias: bias_ptr,
-                    residual: residual.map(|r| r.add(row0 * n + col0)),
-                    out: out.as_mut_ptr().add(row0 * n + col0),
-                    ld: n,
+                    bias: bias.add(col0),
+                    residual: residual.map(|r| r.add(row0 * out.ld + col0)),
+                    out: out.ptr.add(row0 * out.ld + col0),
+                    ld: out.ld,
                     cols,
                 };
                 match rows {
@@ -205,8 +373,9 @@ mod avx512 {
 
     /// One register tile: up to MR rows × NR columns of the output.
     struct Tile {
-        /// First activation row; rows are k apart.
+        /// First activation row; rows are `lda` apart.
         a: *const f32,
+        lda: usize,
         k: usize,
         /// k rows of NR packed weights.
         panel: *const f32,
@@ -250,7 +419,7 @@ mod avx512 {
                 let b0 = _mm512_loadu_ps(self.panel.add(p * NR));
                 let b1 = _mm512_loadu_ps(self.panel.add(p * NR + 16));
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*self.a.add(r * self.k + p));
+                    let av = _mm512_set1_ps(*self.a.add(r * self.lda + p));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(av, b1, row[1]);
                 }
@@ -279,6 +448,52 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn attention_matches_a_plain_implementation() {
+        if !PackedLinear::available() {
+            return;
+        }
+        let (batch, tokens, heads, dh) = (2, 19, 3, 8);
+        let hidden = heads * dh;
+        let qkv: Vec<f32> = (0..batch * tokens * 3 * hidden)
+            .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 60.0)
+            .collect();
+        let mut probs = vec![0f32; batch * heads * tokens * tokens];
+        let mut context = vec![0f32; batch * tokens * hidden];
+        attention(&qkv, batch, tokens, heads, dh, &mut probs, &mut context);
+        let at = |b: usize, t: usize, part: usize, h: usize, j: usize| {
+            qkv[(b * tokens + t) * 3 * hidden + part * hidden + h * dh + j] as f64
+        };
+        for b in 0..batch {
+            for h in 0..heads {
+                for i in 0..tokens {
+                    let scores: Vec<f64> = (0..tokens)
+                        .map(|j| {
+                            (0..dh)
+                                .map(|p| at(b, i, 0, h, p) * at(b, j, 1, h, p))
+                                .sum::<f64>()
+                                / (dh as f64).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for j in 0..tokens {
+                        let expected = (scores[j] - max).exp() / total;
+                        let got = probs[((b * heads + h) * tokens + i) * tokens + j] as f64;
+                        assert!((got - expected).abs() < 1e-6, "prob {got} vs {expected}");
+                    }
+                    for c in 0..dh {
+                        let expected: f64 = (0..tokens)
+                            .map(|j| (scores[j] - max).exp() / total * at(b, j, 2, h, c))
+                            .sum();
+                        let got = context[(b * tokens + i) * hidden + h * dh + c] as f64;
+                        assert!((got - expected).abs() < 1e-5, "context {got} vs {expected}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape};
 
-use super::gemm::{Epilogue, PackedLinear};
+use super::gemm::{attention, Epilogue, PackedLinear};
 
 /// Lanes of the partial reductions; a multiple of every SIMD width we target.
 const LANES: usize = 8;
@@ -418,6 +418,113 @@ impl CustomOp1 for Softmax {
     }
 }
 
+/// a·W + bias through a packed weight, then optionally GELU: a (rows, in) → (rows, out).
+pub struct PackedMatmul<'a> {
+    pub weight: &'a PackedLinear,
+    pub gelu: Option<Gelu>,
+}
+
+impl CustomOp1 for PackedMatmul<'_> {
+    fn name(&self) -> &'static str {
+        "packed-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let a = f32_slice(storage, layout, "packed-matmul input")?;
+        let (rows, out_shape) = packed_shapes(self.weight, layout)?;
+        let mut out = vec![0f32; rows * self.weight.out_features()];
+        self.weight.forward(a, rows, Epilogue::Bias, &mut out);
+        if let Some(gelu) = self.gelu {
+            gelu_in_place(&mut out, gelu);
+        }
+        Ok((CpuStorage::F32(out), out_shape))
+    }
+}
+
+/// residual + a·W + bias through a packed weight: (a (rows, in), residual (…, out)).
+pub struct PackedMatmulResidual<'a>(pub &'a PackedLinear);
+
+impl CustomOp2 for PackedMatmulResidual<'_> {
+    fn name(&self) -> &'static str {
+        "packed-matmul-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = f32_slice(s1, l1, "packed-matmul input")?;
+        let residual = f32_slice(s2, l2, "packed-matmul residual")?;
+        let (rows, _) = packed_shapes(self.0, l1)?;
+        if residual.len() != rows * self.0.out_features() {
+            candle_core::bail!("packed-matmul: residual {:?} for {rows} rows", l2.dims());
+        }
+        let mut out = vec![0f32; residual.len()];
+        self.0
+            .forward(a, rows, Epilogue::BiasResidual(residual), &mut out);
+        Ok((CpuStorage::F32(out), l2.shape().clone()))
+    }
+}
+
+/// Rows of a packed matmul's input and the shape of its output.
+fn packed_shapes(weight: &PackedLinear, layout: &Layout) -> Result<(usize, Shape)> {
+    let dims = layout.dims();
+    if dims.last() != Some(&weight.in_features()) {
+        candle_core::bail!(
+            "packed-matmul: input {dims:?} for {} input features",
+            weight.in_features()
+        );
+    }
+    let rows = dims[..dims.len() - 1].iter().product();
+    let mut out_dims = dims.to_vec();
+    if let Some(last) = out_dims.last_mut() {
+        *last = weight.out_features();
+    }
+    Ok((rows, Shape::from(out_dims)))
+}
+
+/// Multi-head attention from the fused qkv projection (batch·tokens, 3·hidden) on the packed
+/// kernel. Returns one flat buffer: the context (batch·tokens·hidden values, heads side by
+/// side) followed by the probabilities (batch, heads, tokens, tokens); split it with `narrow`.
+pub struct FusedAttention {
+    pub batch: usize,
+    pub tokens: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = f32_slice(storage, layout, "attention input")?;
+        let Self {
+            batch,
+            tokens,
+            heads,
+            head_dim,
+        } = *self;
+        let hidden = heads * head_dim;
+        if qkv.len() != batch * tokens * 3 * hidden {
+            candle_core::bail!(
+                "attention: qkv {:?} for {batch}×{tokens} tokens of {hidden}",
+                layout.dims()
+            );
+        }
+        let context_len = batch * tokens * hidden;
+        let mut out = vec![0f32; context_len + batch * heads * tokens * tokens];
+        let (context, probs) = out.split_at_mut(context_len);
+        attention(qkv, batch, tokens, heads, head_dim, probs, context);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,72 +632,4 @@ mod tests {
             }
         }
     }
-}
-
-/// a·W + bias through a packed weight, then optionally GELU: a (rows, in) → (rows, out).
-pub struct PackedMatmul<'a> {
-    pub weight: &'a PackedLinear,
-    pub gelu: Option<Gelu>,
-}
-
-impl CustomOp1 for PackedMatmul<'_> {
-    fn name(&self) -> &'static str {
-        "packed-matmul"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(storage, layout, "packed-matmul input")?;
-        let (rows, out_shape) = packed_shapes(self.weight, layout)?;
-        let mut out = vec![0f32; rows * self.weight.out_features()];
-        self.weight.forward(a, rows, Epilogue::Bias, &mut out);
-        if let Some(gelu) = self.gelu {
-            gelu_in_place(&mut out, gelu);
-        }
-        Ok((CpuStorage::F32(out), out_shape))
-    }
-}
-
-/// residual + a·W + bias through a packed weight: (a (rows, in), residual (…, out)).
-pub struct PackedMatmulResidual<'a>(pub &'a PackedLinear);
-
-impl CustomOp2 for PackedMatmulResidual<'_> {
-    fn name(&self) -> &'static str {
-        "packed-matmul-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s1, l1, "packed-matmul input")?;
-        let residual = f32_slice(s2, l2, "packed-matmul residual")?;
-        let (rows, _) = packed_shapes(self.0, l1)?;
-        if residual.len() != rows * self.0.out_features() {
-            candle_core::bail!("packed-matmul: residual {:?} for {rows} rows", l2.dims());
-        }
-        let mut out = vec![0f32; residual.len()];
-        self.0
-            .forward(a, rows, Epilogue::BiasResidual(residual), &mut out);
-        Ok((CpuStorage::F32(out), l2.shape().clone()))
-    }
-}
-
-/// Rows of a packed matmul's input and the shape of its output.
-fn packed_shapes(weight: &PackedLinear, layout: &Layout) -> Result<(usize, Shape)> {
-    let dims = layout.dims();
-    if dims.last() != Some(&weight.in_features()) {
-        candle_core::bail!(
-            "packed-matmul: input {dims:?} for {} input features",
-            weight.in_features()
-        );
-    }
-    let rows = dims[..dims.len() - 1].iter().product();
-    let mut out_dims = dims.to_vec();
-    if let Some(last) = out_dims.last_mut() {
-        *last = weight.out_features();
-    }
-    Ok((rows, Shape::from(out_dims)))
 }

@@ -16,7 +16,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::gemm::PackedLinear;
 use super::interpolate::resize_position_grid;
 use super::kernels::{
-    BiasAdd, BiasGelu, BiasResidual, Gelu, LayerNormOp, PackedMatmul, PackedMatmulResidual, Softmax,
+    BiasAdd, BiasGelu, BiasResidual, FusedAttention, Gelu, LayerNormOp, PackedMatmul,
+    PackedMatmulResidual, Softmax,
 };
 use super::ModelError;
 use crate::checkpoint::{
@@ -179,22 +180,39 @@ impl Block {
         let dh = d / h;
 
         let normed = self.norm1.forward(xs)?.reshape((b * t, d))?;
-        let qkv = self
-            .qkv
-            .forward(&normed)?
-            .reshape((b, t, 3, h, dh))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?; // (3, batch, heads, tokens, head_dim)
-                            // dh is a power of two in every ViT, so scaling q is exact and cheaper than scaling scores.
-        let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
-        let k = qkv.get(1)?;
-        let v = qkv.get(2)?;
-        let scores = q.matmul(&k.t()?)?; // (batch, heads, tokens, tokens)
-        let probs = scores.apply_op1_no_bwd(&Softmax)?;
-        let context = probs
-            .matmul(&v)? // (batch, heads, tokens, head_dim)
-            .transpose(1, 2)?
-            .reshape((b * t, d))?;
+        let qkv = self.qkv.forward(&normed)?; // (batch·tokens, 3·hidden)
+        let (context, probs) = if matches!(self.qkv, Dense::Packed(_)) {
+            // Per head straight from the qkv rows: no transposes, scores never leave the block.
+            let fused = qkv.apply_op1_no_bwd(&FusedAttention {
+                batch: b,
+                tokens: t,
+                heads: h,
+                head_dim: dh,
+            })?;
+            let context_len = b * t * d;
+            (
+                fused.narrow(0, 0, context_len)?.reshape((b * t, d))?,
+                fused
+                    .narrow(0, context_len, b * h * t * t)?
+                    .reshape((b, h, t, t))?,
+            )
+        } else {
+            let qkv = qkv
+                .reshape((b, t, 3, h, dh))?
+                .permute((2, 0, 3, 1, 4))?
+                .contiguous()?; // (3, batch, heads, tokens, head_dim)
+                                // dh is a power of two in every ViT, so scaling q is exact and cheaper than scaling scores.
+            let q = (qkv.get(0)? * (1.0 / (dh as f64).sqrt()))?;
+            let k = qkv.get(1)?;
+            let v = qkv.get(2)?;
+            let scores = q.matmul(&k.t()?)?; // (batch, heads, tokens, tokens)
+            let probs = scores.apply_op1_no_bwd(&Softmax)?;
+            let context = probs
+                .matmul(&v)? // (batch, heads, tokens, head_dim)
+                .transpose(1, 2)?
+                .reshape((b * t, d))?;
+            (context, probs)
+        };
         let xs = self.proj.forward_residual(&context, xs)?;
 
         let normed = self.norm2.forward(&xs)?.reshape((b * t, d))?;
