@@ -166,7 +166,7 @@ fn classify_with_fusion_and_discard() {
 #[test]
 fn classify_image_writes_pixels_and_png() {
     let model = fixture_dir("vit_hf_224");
-    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/photo.png");
+    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
     let png = temp_path("rollout.png");
     let saved = temp_path("saved-pixels.safetensors");
     let out = vit_lens(&[
@@ -248,7 +248,7 @@ fn errors_are_one_clear_line() {
         ],
         "cannot read",
     );
-    let not_an_image = images.join("random_bytes.bin");
+    let not_an_image = images.join("random.bin");
     assert_fails(
         &[
             "classify",

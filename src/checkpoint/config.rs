@@ -106,7 +106,7 @@ impl ModelConfig {
                 return Err(field(name, "must be at least 1".to_string()));
             }
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(field(
                 "num_attention_heads",
                 format!(
@@ -115,7 +115,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(field(
                 "image_size",
                 format!(
@@ -645,13 +645,8 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         }
         None => default_labels(num_classes),
     };
-    let preprocess_defaults = if pretrained_cfg.as_object().is_some_and(|o| !o.is_empty()) {
-        PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)?
-    } else if architecture.starts_with("deit_") {
-        PreprocessConfig::deit_defaults(image_size as u32)
-    } else {
-        PreprocessConfig::vit_defaults(image_size as u32)
-    };
+    // An empty pretrained_cfg gives timm's own defaults (bicubic, crop_pct 0.875, ImageNet stats).
+    let preprocess_defaults = PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)?;
     Ok(Parsed {
         model,
         labels,
