@@ -177,54 +177,18 @@ pub fn attention(
         let keys = pack_panels(head_dim, tokens, |p, j| at(j, 1, p) * scale);
         let values = pack_panels(tokens, head_dim, |p, j| at(p, 2, j));
         let mut ctx = vec![0f32; tokens * head_dim];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F was checked above; q rows are `tokens` rows of head_dim values
-        // 3·hidden apart inside `qkv`; `block` is tokens × tokens; `ctx` tokens × head_dim; the
-        // panels were packed for exactly these shapes and `zeros` covers a padded bias row.
-        unsafe {
-            let q = avx512::Operand {
-                ptr: qkv.as_ptr().add(row0 + h * head_dim),
-                ld: 3 * hidden,
-            };
-            let scores = avx512::Output {
-                ptr: block.as_mut_ptr(),
-                ld: tokens,
-            };
-            avx512::gemm(
-                q,
-                tokens,
-                head_dim,
-                &keys,
-                tokens,
-                zeros.as_ptr(),
-                None,
-                scores,
-            );
-            crate::model::kernels::softmax_rows(block, tokens);
-            let p = avx512::Operand {
-                ptr: block.as_ptr(),
-                ld: tokens,
-            };
-            let out = avx512::Output {
-                ptr: ctx.as_mut_ptr(),
-                ld: head_dim,
-            };
-            avx512::gemm(
-                p,
-                tokens,
-                tokens,
-                &values,
-                head_dim,
-                zeros.as_ptr(),
-                None,
-                out,
-            );
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (&keys, &values, &block, &zeros);
-            unreachable!("attention kernel is x86-64 only");
-        }
+        let q = &qkv[row0 + h * head_dim..];
+        head_products(
+            q,
+            3 * hidden,
+            tokens,
+            head_dim,
+            &keys,
+            &values,
+            &zeros,
+            block,
+            &mut ctx,
+        );
         ctx
     };
 
@@ -248,6 +212,81 @@ pub fn attention(
             let start = (b * tokens + t) * hidden + h * head_dim;
             context[start..start + head_dim].copy_from_slice(row);
         }
+    }
+}
+
+/// scores = q·kᵀ into `block` (tokens × tokens), softmax in place, then `ctx` = block·v.
+/// `q` starts at the head's first query value; its rows are `q_ld` apart.
+#[allow(clippy::too_many_arguments)]
+fn head_products(
+    q: &[f32],
+    q_ld: usize,
+    tokens: usize,
+    head_dim: usize,
+    keys: &[f32],
+    values: &[f32],
+    zeros: &[f32],
+    block: &mut [f32],
+    ctx: &mut [f32],
+) {
+    assert!(q.len() >= (tokens - 1) * q_ld + head_dim, "query rows");
+    assert!(
+        block.len() == tokens * tokens && ctx.len() == tokens * head_dim,
+        "outputs"
+    );
+    assert!(
+        zeros.len() >= tokens.max(head_dim).div_ceil(NR) * NR,
+        "bias padding"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `attention` checked AVX-512F; the asserts above bound every row the kernels
+    // touch: q (tokens rows of head_dim, q_ld apart), block (tokens × tokens), ctx
+    // (tokens × head_dim); `keys` and `values` were packed for exactly these shapes.
+    unsafe {
+        let q = avx512::Operand {
+            ptr: q.as_ptr(),
+            ld: q_ld,
+        };
+        let scores = avx512::Output {
+            ptr: block.as_mut_ptr(),
+            ld: tokens,
+        };
+        avx512::gemm(
+            q,
+            tokens,
+            head_dim,
+            keys,
+            tokens,
+            zeros.as_ptr(),
+            None,
+            scores,
+        );
+        crate::model::kernels::softmax_rows(block, tokens);
+        let p = avx512::Operand {
+            ptr: block.as_ptr(),
+            ld: tokens,
+        };
+        let out = avx512::Output {
+            ptr: ctx.as_mut_ptr(),
+            ld: head_dim,
+        };
+        avx512::gemm(
+            p,
+            tokens,
+            tokens,
+            values,
+            head_dim,
+            zeros.as_ptr(),
+            None,
+            out,
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (q, q_ld, keys, values, zeros, block, ctx);
+        unreachable!(
+            "the attention kernel is x86-64 only; PackedLinear::available() is false here"
+        );
     }
 }
 
