@@ -3,6 +3,7 @@
 
     python3 scripts/bench_vs_pytorch.py [--model DIR] [--threads 1] [--batch 1] [--runs 30]
 
+transformers checkpoints are timed in transformers, timm checkpoints in timm.
 Without --model it writes a DeiT-Ti-size checkpoint (224 px, patch 16, 192 wide, 12 layers,
 3 heads, 1000 classes; seeded random weights, transformers layout) to a temporary folder.
 Both sides get the same thread count, batch size, warm-up and number of timed runs, and
@@ -43,25 +44,41 @@ def make_checkpoint(out: Path) -> None:
     transformers.ViTForImageClassification(cfg).eval().save_pretrained(out)
 
 
+def is_timm(model_dir: Path) -> bool:
+    return "architecture" in json.loads((model_dir / "config.json").read_text())
+
+
 def time_pytorch(model_dir: Path, threads: int, batch: int, warmup: int, runs: int, attentions: bool) -> dict:
+    """transformers for transformers checkpoints, timm for timm ones (timm: logits only)."""
     import torch
-    import transformers
 
     torch.set_num_threads(threads)
-    impl = "eager" if attentions else "sdpa"
-    model = transformers.AutoModelForImageClassification.from_pretrained(model_dir, attn_implementation=impl).eval()
-    size = model.config.image_size
+    if is_timm(model_dir):
+        import timm
+
+        model = timm.create_model(f"local-dir:{model_dir}", pretrained=True).eval()
+        size = model.pretrained_cfg["input_size"][-1]
+        forward = model
+    else:
+        import transformers
+
+        impl = "eager" if attentions else "sdpa"
+        model = transformers.AutoModelForImageClassification.from_pretrained(
+            model_dir, attn_implementation=impl
+        ).eval()
+        size = model.config.image_size
+        forward = lambda x: model(x, output_attentions=attentions)  # noqa: E731
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     per_image = []
     with torch.inference_mode():
         start = time.perf_counter()
-        model(x, output_attentions=attentions)
+        forward(x)
         first = (time.perf_counter() - start) * 1e3 / batch
         for _ in range(warmup):
-            model(x, output_attentions=attentions)
+            forward(x)
         for _ in range(runs):
             start = time.perf_counter()
-            model(x, output_attentions=attentions)
+            forward(x)
             per_image.append((time.perf_counter() - start) * 1e3 / batch)
     return {
         "median_ms": statistics.median(per_image),
@@ -100,17 +117,19 @@ def main() -> int:
                 check=True, capture_output=True, text=True, env=env,
             ).stdout
         )
-        rows = [
-            ("vit-lens cpu (logits + all attentions)", ours),
-            ("pytorch eager, sdpa (logits only)", time_pytorch(model_dir, args.threads, args.batch, args.warmup, args.runs, False)),
-            ("pytorch eager, output_attentions", time_pytorch(model_dir, args.threads, args.batch, args.warmup, args.runs, True)),
-        ]
+        timing = (model_dir, args.threads, args.batch, args.warmup, args.runs)
+        rows = [("vit-lens cpu (logits + all attentions)", ours)]
+        if is_timm(model_dir):
+            rows.append(("pytorch eager, timm (logits only)", time_pytorch(*timing, False)))
+        else:
+            rows.append(("pytorch eager, sdpa (logits only)", time_pytorch(*timing, False)))
+            rows.append(("pytorch eager, output_attentions", time_pytorch(*timing, True)))
     print(f"threads={args.threads} batch={args.batch} warmup={args.warmup} runs={args.runs}  (ms per image)")
     print(f"{'':42} {'median':>8} {'min':>8} {'max':>8} {'first':>8}")
     for name, r in rows:
         print(f"{name:42} {r['median_ms']:8.2f} {r['min_ms']:8.2f} {r['max_ms']:8.2f} {r['first_ms']:8.2f}")
     ratio = ours["median_ms"] / rows[1][1]["median_ms"]
-    print(f"vit-lens / pytorch (sdpa) median: {ratio:.2f}x")
+    print(f"vit-lens / {rows[1][0]} median: {ratio:.2f}x")
     return 0
 
 

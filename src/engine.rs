@@ -100,29 +100,20 @@ impl Engine {
         let (logits, attentions) = self.model.forward_with_attention(&input)?;
         let classes = logits.dim(1)?;
         let logits = logits.flatten_all()?.to_vec1::<f32>()?;
-        let mut per_layer = attentions
-            .iter()
-            .map(|a| a.flatten_all()?.to_vec1::<f32>())
-            .collect::<candle_core::Result<Vec<_>>>()?;
         let heads = self.model.config().num_heads;
         let patch_grid = self.model.patch_grid(height, width);
         let prefix_tokens = self.model.config().prefix_tokens();
         let tokens = prefix_tokens + patch_grid.0 * patch_grid.1;
-        let per_image = heads * tokens * tokens;
         (0..batch)
             .map(|i| {
-                let attentions = per_layer
-                    .iter_mut()
+                // One copy per image and layer, straight out of the (batch, heads, T, T) tensor.
+                let attentions = attentions
+                    .iter()
                     .map(|layer| {
-                        // A single image takes the whole buffer; a batch is split per image.
-                        let data = if batch == 1 {
-                            std::mem::take(layer)
-                        } else {
-                            layer[i * per_image..(i + 1) * per_image].to_vec()
-                        };
-                        LayerAttention::new(heads, tokens, data)
+                        let data = layer.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+                        Ok(LayerAttention::new(heads, tokens, data)?)
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect::<Result<Vec<_>, EngineError>>()?;
                 Ok(ImageInference {
                     logits: logits[i * classes..(i + 1) * classes].to_vec(),
                     attentions,

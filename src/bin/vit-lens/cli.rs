@@ -108,7 +108,23 @@ struct BenchArgs {
     json: bool,
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel. A forward
+/// pass allocates and frees the same large activation buffers again and again; with glibc's
+/// defaults each comes back from the kernel as fresh pages, and the page faults cost as much
+/// as a third of a batched forward pass.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; it is called before any
+    // thread starts.
+    unsafe {
+        const LIMIT: libc::c_int = 1 << 30;
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LIMIT);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, LIMIT);
+    }
+}
+
 pub fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Classify(args) => classify(args),
