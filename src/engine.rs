@@ -1,10 +1,16 @@
 //! The engine runs a checkpoint on a backend and hands back plain numbers: logits and every
-//! layer's attention per image. Callers (CLI, web app) never touch tensors.
+//! layer's attention per image. Callers (CLI, web app) never touch tensors or GPU buffers.
+//!
+//! [`Engine::new`] with [`BackendChoice::Auto`] takes the GPU (WebGPU in the browser; Vulkan,
+//! Metal or DX12 natively) when an adapter exists and grants the limits the model needs, and
+//! the CPU otherwise, keeping the reason; the checkpoint stays with the caller, so an engine
+//! can always be rebuilt on the other backend.
 
 use candle_core::{Device, Tensor};
 
 use crate::analysis::{AnalysisError, LayerAttention};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, ModelConfig};
+use crate::gpu::{AdapterInfo, GpuError, GpuModel, GpuOutput};
 use crate::model::{CpuOptions, ModelError, VisionTransformer};
 use crate::preprocess::Preprocessed;
 
@@ -13,6 +19,8 @@ use crate::preprocess::Preprocessed;
 pub enum EngineError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
     #[error("invalid input: {0}")]
     Input(String),
     #[error("attention output is malformed: {0}")]
@@ -31,13 +39,42 @@ impl From<candle_core::Error> for EngineError {
 pub enum Backend {
     /// candle on the CPU (SIMD128 in the browser).
     Cpu,
+    /// Our WGSL kernels through wgpu (WebGPU in the browser).
+    Gpu,
 }
 
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
         })
+    }
+}
+
+/// Which backend the caller asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The GPU when one is usable, else the CPU.
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(BackendChoice::Auto),
+            "gpu" | "webgpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            other => Err(format!(
+                "unknown backend `{other}`; choose auto, gpu or cpu"
+            )),
+        }
     }
 }
 
@@ -54,12 +91,37 @@ pub struct ImageInference {
     pub prefix_tokens: usize,
 }
 
-/// A model ready to run.
+enum Runner {
+    Cpu(Box<VisionTransformer>),
+    Gpu(Box<GpuModel>),
+}
+
+/// A model ready to run on one backend.
 pub struct Engine {
-    model: VisionTransformer,
+    runner: Runner,
+    config: ModelConfig,
+    /// Why `Auto` ended on the CPU, if it did.
+    fallback_reason: Option<String>,
 }
 
 impl Engine {
+    /// An engine on the chosen backend. `Auto` falls back to the CPU on any GPU error and
+    /// keeps the reason ([`Engine::fallback_reason`]); `Gpu` reports the error instead.
+    pub async fn new(checkpoint: &Checkpoint, choice: BackendChoice) -> Result<Self, EngineError> {
+        match choice {
+            BackendChoice::Cpu => Self::cpu(checkpoint),
+            BackendChoice::Gpu => Self::gpu(checkpoint).await,
+            BackendChoice::Auto => match Self::gpu(checkpoint).await {
+                Ok(engine) => Ok(engine),
+                Err(err) => {
+                    let mut engine = Self::cpu(checkpoint)?;
+                    engine.fallback_reason = Some(err.to_string());
+                    Ok(engine)
+                }
+            },
+        }
+    }
+
     /// The CPU engine (candle, with packed AVX-512 GEMMs where the CPU has them).
     pub fn cpu(checkpoint: &Checkpoint) -> Result<Self, EngineError> {
         Self::cpu_with(checkpoint, CpuOptions::default())
@@ -68,23 +130,59 @@ impl Engine {
     /// The CPU engine with explicit kernel choices.
     pub fn cpu_with(checkpoint: &Checkpoint, options: CpuOptions) -> Result<Self, EngineError> {
         Ok(Self {
-            model: VisionTransformer::with_options(checkpoint, &Device::Cpu, options)?,
+            runner: Runner::Cpu(Box::new(VisionTransformer::with_options(
+                checkpoint,
+                &Device::Cpu,
+                options,
+            )?)),
+            config: checkpoint.config.clone(),
+            fallback_reason: None,
         })
     }
 
-    pub fn backend(&self) -> Backend {
-        Backend::Cpu
+    /// The GPU engine: adapter, device, pipelines and weights, built once.
+    pub async fn gpu(checkpoint: &Checkpoint) -> Result<Self, EngineError> {
+        Ok(Self {
+            runner: Runner::Gpu(Box::new(GpuModel::new(checkpoint).await?)),
+            config: checkpoint.config.clone(),
+            fallback_reason: None,
+        })
     }
 
-    /// Runs a batch. `pixels`: (batch, channels, height, width), normalized, channel-major.
-    pub fn infer_batch(
+    /// The geometry of the model this engine runs.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.runner {
+            Runner::Cpu(_) => Backend::Cpu,
+            Runner::Gpu(_) => Backend::Gpu,
+        }
+    }
+
+    /// The GPU adapter that runs the model, if on the GPU.
+    pub fn adapter(&self) -> Option<&AdapterInfo> {
+        match &self.runner {
+            Runner::Gpu(gpu) => Some(gpu.adapter_info()),
+            Runner::Cpu(_) => None,
+        }
+    }
+
+    /// Why [`BackendChoice::Auto`] chose the CPU, when it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// Checks that `pixels` holds (batch, channels, height, width) values.
+    fn check_input(
         &self,
         pixels: &[f32],
         batch: usize,
         height: usize,
         width: usize,
-    ) -> Result<Vec<ImageInference>, EngineError> {
-        let channels = self.model.config().num_channels;
+    ) -> Result<(), EngineError> {
+        let channels = self.config.num_channels;
         let expected = batch * channels * height * width;
         if batch == 0 || pixels.len() != expected {
             return Err(EngineError::Input(format!(
@@ -92,17 +190,84 @@ impl Engine {
                 pixels.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Runs a batch on either backend. `pixels`: (batch, channels, height, width), normalized,
+    /// channel-major. On the web this never blocks.
+    pub async fn infer_batch_async(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Vec<ImageInference>, EngineError> {
+        match &self.runner {
+            Runner::Cpu(model) => self.infer_cpu(model, pixels, batch, height, width),
+            Runner::Gpu(gpu) => {
+                self.check_input(pixels, batch, height, width)?;
+                let out = gpu.infer(pixels, batch, height, width).await?;
+                split_gpu_output(out, batch, self.config.num_heads)
+            }
+        }
+    }
+
+    /// GPU time per kernel kind for one batch, in ms, where the adapter has timestamp queries;
+    /// `None` on the CPU or without them (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn profile_batch(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Option<Vec<(String, f64)>>, EngineError> {
+        match &self.runner {
+            Runner::Cpu(_) => Ok(None),
+            Runner::Gpu(gpu) => {
+                self.check_input(pixels, batch, height, width)?;
+                Ok(crate::gpu::block_on(gpu.infer(pixels, batch, height, width))?.kernel_ms)
+            }
+        }
+    }
+
+    /// Runs a batch, blocking until done (native only; on the GPU it waits for the device).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn infer_batch(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Vec<ImageInference>, EngineError> {
+        match &self.runner {
+            Runner::Cpu(model) => self.infer_cpu(model, pixels, batch, height, width),
+            Runner::Gpu(_) => {
+                crate::gpu::block_on(self.infer_batch_async(pixels, batch, height, width))
+            }
+        }
+    }
+
+    fn infer_cpu(
+        &self,
+        model: &VisionTransformer,
+        pixels: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Vec<ImageInference>, EngineError> {
+        self.check_input(pixels, batch, height, width)?;
         let input = Tensor::from_slice(
             pixels,
-            (batch, channels, height, width),
-            self.model.device(),
+            (batch, model.config().num_channels, height, width),
+            model.device(),
         )?;
-        let (logits, attentions) = self.model.forward_with_attention(&input)?;
+        let (logits, attentions) = model.forward_with_attention(&input)?;
         let classes = logits.dim(1)?;
         let logits = logits.flatten_all()?.to_vec1::<f32>()?;
-        let heads = self.model.config().num_heads;
-        let patch_grid = self.model.patch_grid(height, width);
-        let prefix_tokens = self.model.config().prefix_tokens();
+        let heads = model.config().num_heads;
+        let patch_grid = model.patch_grid(height, width);
+        let prefix_tokens = model.config().prefix_tokens();
         let tokens = prefix_tokens + patch_grid.0 * patch_grid.1;
         (0..batch)
             .map(|i| {
@@ -124,7 +289,8 @@ impl Engine {
             .collect()
     }
 
-    /// Runs one preprocessed image.
+    /// Runs one preprocessed image (native; blocks on the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn infer(&self, image: &Preprocessed) -> Result<ImageInference, EngineError> {
         let mut results = self.infer_batch(
             &image.pixel_values,
@@ -136,4 +302,54 @@ impl Engine {
             .pop()
             .ok_or_else(|| EngineError::Input("the batch produced no result".to_string()))
     }
+
+    /// Runs one preprocessed image on either backend without blocking.
+    pub async fn infer_async(&self, image: &Preprocessed) -> Result<ImageInference, EngineError> {
+        let mut results = self
+            .infer_batch_async(
+                &image.pixel_values,
+                1,
+                image.height as usize,
+                image.width as usize,
+            )
+            .await?;
+        results
+            .pop()
+            .ok_or_else(|| EngineError::Input("the batch produced no result".to_string()))
+    }
+}
+
+/// Splits the GPU's batched buffers into per-image results.
+fn split_gpu_output(
+    out: GpuOutput,
+    batch: usize,
+    heads: usize,
+) -> Result<Vec<ImageInference>, EngineError> {
+    let classes = out.logits.len() / batch;
+    let tokens = out.prefix_tokens + out.patch_grid.0 * out.patch_grid.1;
+    let per_image = heads * tokens * tokens;
+    (0..batch)
+        .map(|i| {
+            let attentions = out
+                .attentions
+                .iter()
+                .map(|layer| {
+                    let data = layer
+                        .get(i * per_image..(i + 1) * per_image)
+                        .ok_or_else(|| {
+                            EngineError::Input(
+                                "the GPU returned a short attention buffer".to_string(),
+                            )
+                        })?;
+                    Ok(LayerAttention::new(heads, tokens, data.to_vec())?)
+                })
+                .collect::<Result<Vec<_>, EngineError>>()?;
+            Ok(ImageInference {
+                logits: out.logits[i * classes..(i + 1) * classes].to_vec(),
+                attentions,
+                patch_grid: out.patch_grid,
+                prefix_tokens: out.prefix_tokens,
+            })
+        })
+        .collect()
 }

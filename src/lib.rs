@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod checkpoint;
 pub mod engine;
+pub mod gpu;
 pub mod model;
 pub mod preprocess;
 pub mod render;

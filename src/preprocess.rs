@@ -775,6 +775,41 @@ pub fn preprocess(
     })
 }
 
+/// Takes an object mask (same size as the image, true on the object) through the geometric
+/// part of `cfg` — resize (nearest neighbour, so it stays binary) and center crop — so it lines
+/// up with [`Preprocessed::crop`]. Returns the mask's (height, width, values).
+pub fn transform_mask(
+    mask: &image::GrayImage,
+    cfg: &PreprocessConfig,
+) -> Result<(u32, u32, Vec<bool>), PreprocessError> {
+    cfg.validate()?;
+    let (w, h) = mask.dimensions();
+    if w == 0 || h == 0 {
+        return Err(PreprocessError::NoPixels {
+            width: w,
+            height: h,
+        });
+    }
+    let as_rgb = RgbImage::from_fn(w, h, |x, y| {
+        let v = mask.get_pixel(x, y).0[0];
+        image::Rgb([v, v, v])
+    });
+    let resized = match cfg.resize {
+        Some(resize) => {
+            let (out_h, out_w) = resize_target(resize, h, w);
+            resize_pil(&as_rgb, out_w, out_h, Resample::Nearest)?
+        }
+        None => as_rgb,
+    };
+    let crop = match cfg.crop {
+        Some((ch, cw)) => center_crop(&resized, ch, cw, cfg.crop_offset)?,
+        None => resized,
+    };
+    let (cw, ch) = crop.dimensions();
+    let inside = crop.pixels().map(|p| p.0[0] >= 128).collect();
+    Ok((ch, cw, inside))
+}
+
 /// [`decode`] then [`preprocess`].
 pub fn preprocess_bytes(
     bytes: &[u8],

@@ -7,9 +7,15 @@ use std::process::{Command, Output};
 
 use common::{assert_close, fixture_dir, reference};
 
+/// Runs the CLI; on the CPU backend unless the arguments choose one (the GPU path has its
+/// own, looser tolerances and its own tests).
 fn vit_lens(args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    if !args.contains(&"--backend") {
+        args.extend(["--backend", "cpu"]);
+    }
     Command::new(env!("CARGO_BIN_EXE_vit-lens"))
-        .args(args)
+        .args(&args)
         .env("RAYON_NUM_THREADS", "1")
         .output()
         .expect("vit-lens runs")
@@ -72,6 +78,8 @@ fn classify_pixels_json_matches_reference() {
             "--json",
             "--top",
             "3",
+            "--backend",
+            "cpu",
         ]);
         let json = stdout_json(&out);
         let reference = reference(name);
@@ -354,6 +362,8 @@ fn bench_reports_json() {
         "--batch",
         "2",
         "--json",
+        "--backend",
+        "cpu",
     ]));
     for key in ["median_ms", "min_ms", "max_ms", "first_ms"] {
         assert!(json[key].as_f64().unwrap() > 0.0, "{key}");
@@ -364,4 +374,148 @@ fn bench_reports_json() {
     assert_eq!(json["batch"], 2);
     assert_eq!(json["threads"], 1);
     assert_eq!(json["backend"], "cpu");
+    assert!(json["adapter"].is_null());
+}
+
+/// `--backend gpu` (Mesa's lavapipe in CI) gives the CPU's answer, and says which adapter ran.
+#[test]
+fn gpu_backend_matches_cpu_backend() {
+    let name = "deit_distilled_timm_224";
+    let pixels = reference_pixels(name);
+    let model = fixture_dir(name);
+    let run = |backend: &str| {
+        stdout_json(&vit_lens(&[
+            "classify",
+            "--model",
+            model.to_str().unwrap(),
+            "--pixels",
+            pixels.to_str().unwrap(),
+            "--json",
+            "--backend",
+            backend,
+        ]))
+    };
+    let (gpu, cpu) = (run("gpu"), run("cpu"));
+    assert_eq!(gpu["backend"], "gpu");
+    assert!(gpu["adapter"]["name"].is_string(), "{}", gpu["adapter"]);
+    assert_eq!(cpu["backend"], "cpu");
+    assert_close(
+        "gpu vs cpu logits",
+        &as_f32(&gpu["logits"]),
+        &as_f32(&cpu["logits"]),
+        1e-3,
+    );
+    let indices = |j: &serde_json::Value| -> Vec<u64> {
+        j["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["index"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(indices(&gpu), indices(&cpu));
+    let bench = stdout_json(&vit_lens(&[
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        "--backend",
+        "gpu",
+    ]));
+    assert_eq!(bench["backend"], "gpu");
+    assert!(bench["setup_ms"].as_f64().unwrap() > 0.0);
+}
+
+/// `eval` scores a labelled set: accuracy from the same predictions `classify` makes, and the
+/// rollout's localization when masks are given.
+#[test]
+fn eval_scores_a_labelled_set() {
+    let model = fixture_dir("vit_hf_224");
+    let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+    let data = temp_path("eval-set");
+    std::fs::create_dir_all(&data).unwrap();
+    let files = ["rgb.png", "gray.png", "lossless.webp"];
+    let mut predicted = Vec::new();
+    for file in files {
+        std::fs::copy(images.join(file), data.join(file)).unwrap();
+        let json = stdout_json(&vit_lens(&[
+            "classify",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            data.join(file).to_str().unwrap(),
+            "--json",
+        ]));
+        predicted.push(json["top"][0]["label"].as_str().unwrap().to_string());
+    }
+    // A white square in the middle of a black mask, for the first image.
+    let mask = image::GrayImage::from_fn(320, 240, |x, y| {
+        image::Luma([if (120..200).contains(&x) && (80..160).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    mask.save(data.join("mask.png")).unwrap();
+    // Classes of the set: the model's own labels; the last image is labelled wrongly on purpose.
+    let classes: Vec<String> = load_labels(&model);
+    let label_of = |name: &str| classes.iter().position(|c| c == name).unwrap();
+    let wrong = (label_of(&predicted[2]) + 1) % classes.len();
+    let index = serde_json::json!({
+        "classes": classes,
+        "items": [
+            {"image": files[0], "label": label_of(&predicted[0]), "mask": "mask.png"},
+            {"image": files[1], "label": label_of(&predicted[1])},
+            {"image": files[2], "label": wrong},
+        ]
+    });
+    std::fs::write(data.join("index.json"), index.to_string()).unwrap();
+    let json = stdout_json(&vit_lens(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(json["images"], 3);
+    assert!(
+        (json["accuracy"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9,
+        "{json}"
+    );
+    assert_eq!(json["misclassified"].as_array().unwrap().len(), 1);
+    assert_eq!(json["masked_images"], 1);
+    let pointing = json["pointing_game"].as_f64().unwrap();
+    assert!(pointing == 0.0 || pointing == 1.0);
+    let area = json["mask_area_fraction"].as_f64().unwrap();
+    // 80×80 of 320×240, resized to 224×224 (nearest), is 1/12 of the crop.
+    assert!((area - 1.0 / 12.0).abs() < 0.01, "{area}");
+    let mass = json["rollout_mass_in_mask"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&mass));
+    // A set naming a class the model lacks is refused.
+    let bad = serde_json::json!({"classes": ["no-such-class"], "items": [{"image": files[0], "label": 0}]});
+    std::fs::write(data.join("index.json"), bad.to_string()).unwrap();
+    assert_fails(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "no class named",
+    );
+}
+
+fn load_labels(model: &std::path::Path) -> Vec<String> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    let map = config["id2label"].as_object().unwrap();
+    (0..map.len())
+        .map(|i| map[&i.to_string()].as_str().unwrap().to_string())
+        .collect()
 }

@@ -9,6 +9,7 @@
 //! token) first, then the patches in row-major patch-grid order. Maps returned
 //! here cover the patch tokens only, in that order.
 
+mod localization;
 mod rollout;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use localization::{localize, Localization, PixelMask};
 pub use rollout::rollout;
 
 /// What went wrong in an analysis function.
@@ -70,6 +72,16 @@ pub enum AnalysisError {
     /// A head-fusion name that is not one of the choices.
     #[error("unknown head fusion {0:?}: expected one of mean, max, min")]
     UnknownHeadFusion(String),
+    /// A mask whose pixel count is not height × width, or smaller than the patch grid.
+    #[error("mask of {height}x{width} pixels with {found} values does not fit")]
+    MaskSize {
+        height: usize,
+        width: usize,
+        found: usize,
+    },
+    /// A patch map whose length is not the grid's size.
+    #[error("map has {found} values but the patch grid has {expected}")]
+    MapLength { expected: usize, found: usize },
 }
 
 /// One image's attention probabilities for one layer.

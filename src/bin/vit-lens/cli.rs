@@ -8,9 +8,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use vit_lens::analysis::{rollout, softmax, top_k, HeadFusion, RolloutOptions};
+use vit_lens::analysis::{
+    localize, rollout, softmax, top_k, HeadFusion, PixelMask, RolloutOptions,
+};
 use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
-use vit_lens::engine::Engine;
+use vit_lens::engine::{BackendChoice, Engine};
 use vit_lens::preprocess::{preprocess_bytes, DecodeLimits, Preprocessed};
 use vit_lens::render::{encode_png, overlay, Colormap};
 
@@ -31,6 +33,8 @@ enum Command {
     Classify(ClassifyArgs),
     /// Time the forward pass: median, min and max per image after warm-up.
     Bench(BenchArgs),
+    /// Score a labelled image set: accuracy, and whether the rollout points at the object.
+    Eval(EvalArgs),
 }
 
 #[derive(Args)]
@@ -41,6 +45,9 @@ struct ModelArgs {
     /// CPU threads for the forward pass (default: all cores).
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
+    /// Where the model runs: auto (the GPU if one is usable, else the CPU), gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
 }
 
 #[derive(Args)]
@@ -108,6 +115,19 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A labelled set: DIR/index.json = {"classes": [names], "items": [{"image": FILE,
+    /// "label": INDEX, "mask": FILE (optional, white on the object)}]}.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Keeps freed memory in the process instead of handing it back to the kernel. A forward
 /// pass allocates and frees the same large activation buffers again and again; with glibc's
 /// defaults each comes back from the kernel as fresh pages, and the page faults cost as much
@@ -129,11 +149,22 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Classify(args) => classify(args),
         Command::Bench(args) => bench(args),
+        Command::Eval(args) => eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+            // One line: causes joined, and multi-line messages (wgpu's) folded.
+            let chain: Vec<String> = err
+                .chain()
+                .map(|cause| {
+                    cause
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
             eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }
@@ -154,6 +185,22 @@ fn configure_threads(threads: Option<usize>) -> Result<usize> {
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
     }
     Ok(candle_core::utils::get_num_threads())
+}
+
+/// Builds the engine on the chosen backend (blocking until the GPU device is ready).
+fn build_engine(checkpoint: &Checkpoint, choice: BackendChoice) -> Result<Engine> {
+    vit_lens::gpu::block_on(Engine::new(checkpoint, choice)).with_context(|| match choice {
+        BackendChoice::Gpu => "cannot run the model on the GPU (try --backend cpu)".to_string(),
+        _ => "cannot build the model".to_string(),
+    })
+}
+
+fn backend_line(engine: &Engine) -> String {
+    match (engine.adapter(), engine.fallback_reason()) {
+        (Some(adapter), _) => format!("gpu ({adapter})"),
+        (None, Some(reason)) => format!("cpu (no usable GPU: {reason})"),
+        (None, None) => "cpu".to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -255,7 +302,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     }
     let t0 = Instant::now();
     let checkpoint = load_checkpoint(&args.model.model)?;
-    let engine = Engine::cpu(&checkpoint).context("cannot build the model")?;
+    let engine = build_engine(&checkpoint, args.model.backend)?;
     let load_ms = ms_since(t0);
     let channels = checkpoint.config.num_channels;
 
@@ -340,6 +387,8 @@ fn classify(args: ClassifyArgs) -> Result<()> {
                 "layers": maps,
             },
             "backend": engine.backend(),
+            "adapter": engine.adapter(),
+            "fallback_reason": engine.fallback_reason(),
             "threads": threads,
             "timings_ms": {
                 "load": load_ms,
@@ -356,7 +405,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             checkpoint.layout,
             checkpoint.config.num_layers,
             checkpoint.config.num_classes,
-            engine.backend()
+            backend_line(&engine)
         );
         for p in &top {
             println!("{:>7.3}%  {:>5}  {}", p.prob * 100.0, p.index, p.label);
@@ -383,7 +432,9 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("--batch must be at least 1");
     }
     let checkpoint = load_checkpoint(&args.model.model)?;
-    let engine = Engine::cpu(&checkpoint).context("cannot build the model")?;
+    let t0 = Instant::now();
+    let engine = build_engine(&checkpoint, args.model.backend)?;
+    let setup_ms = ms_since(t0);
     let cfg = &checkpoint.config;
     let side = cfg.image_size;
     let len = args.batch * cfg.num_channels * side * side;
@@ -393,6 +444,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     let t0 = Instant::now();
     engine.infer_batch(&pixels, args.batch, side, side)?;
     let first_ms = ms_since(t0) / args.batch as f64;
+    let kernel_ms = engine.profile_batch(&pixels, args.batch, side, side)?;
     for _ in 0..args.warmup {
         engine.infer_batch(&pixels, args.batch, side, side)?;
     }
@@ -424,19 +476,177 @@ fn bench(args: BenchArgs) -> Result<()> {
                 "batch": args.batch,
                 "threads": threads,
                 "backend": engine.backend(),
+                "adapter": engine.adapter(),
+                "fallback_reason": engine.fallback_reason(),
+                "setup_ms": setup_ms,
+                "kernel_ms": kernel_ms.as_ref().map(|k| k.iter().map(|(name, ms)| (name.clone(), json!(ms / args.batch as f64))).collect::<serde_json::Map<String, serde_json::Value>>()),
                 "gflop_per_image": gflops,
                 "architecture": checkpoint.architecture,
             })
         );
     } else {
         println!(
-            "{} on {}, {threads} thread(s), batch {}: median {median:.2} ms/image (min {min:.2}, max {max:.2}; first run {first_ms:.2}) over {} runs — {:.1} GFLOP/s",
+            "{} on {}, {threads} thread(s), batch {}: median {median:.2} ms/image (min {min:.2}, max {max:.2}; first run {first_ms:.2}, setup {setup_ms:.0} ms) over {} runs — {:.1} GFLOP/s",
             checkpoint.architecture,
-            engine.backend(),
+            backend_line(&engine),
             args.batch,
             args.runs,
             gflops / (median / 1e3)
         );
+        if let Some(kernels) = &kernel_ms {
+            let parts: Vec<String> = kernels
+                .iter()
+                .map(|(name, ms)| format!("{name} {:.3}", ms / args.batch as f64))
+                .collect();
+            println!("GPU time per image by kernel (ms): {}", parts.join(", "));
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct EvalIndex {
+    classes: Vec<String>,
+    items: Vec<EvalItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct EvalItem {
+    image: String,
+    label: usize,
+    mask: Option<String>,
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    configure_threads(args.model.threads)?;
+    let index_path = args.data.join("index.json");
+    let index: EvalIndex = serde_json::from_slice(&read(&index_path)?)
+        .with_context(|| format!("{} is not a valid index", index_path.display()))?;
+    let checkpoint = load_checkpoint(&args.model.model)?;
+    let engine = build_engine(&checkpoint, args.model.backend)?;
+    // The set's class names, looked up among the model's labels.
+    let model_class = |name: &str| {
+        checkpoint
+            .labels
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(name))
+    };
+    let class_map: Vec<usize> = index
+        .classes
+        .iter()
+        .map(|name| {
+            model_class(name).with_context(|| {
+                format!(
+                    "the model has no class named `{name}` (its classes: {:?})",
+                    checkpoint.labels
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    if index.items.is_empty() {
+        bail!("{} lists no items", index_path.display());
+    }
+
+    let options = RolloutOptions::default();
+    let mut correct = 0usize;
+    let mut per_class = vec![(0usize, 0usize); index.classes.len()];
+    let (mut masked, mut hits, mut mass, mut area) = (0usize, 0usize, 0f64, 0f64);
+    let mut misses = Vec::new();
+    for item in &index.items {
+        let expected = *class_map.get(item.label).with_context(|| {
+            format!(
+                "{}: label {} is not one of the {} classes",
+                item.image,
+                item.label,
+                index.classes.len()
+            )
+        })?;
+        let path = args.data.join(&item.image);
+        let pre = preprocess_bytes(
+            &read(&path)?,
+            &checkpoint.preprocess,
+            &DecodeLimits::default(),
+        )
+        .with_context(|| format!("cannot use the image {}", path.display()))?;
+        let result = engine
+            .infer_batch(
+                &pre.pixel_values,
+                1,
+                pre.height as usize,
+                pre.width as usize,
+            )?
+            .remove(0);
+        let probs = softmax(&result.logits);
+        let predicted = top_k(&probs, &checkpoint.labels, 1).remove(0);
+        let ok = predicted.index == expected;
+        correct += usize::from(ok);
+        per_class[item.label].0 += usize::from(ok);
+        per_class[item.label].1 += 1;
+        if !ok {
+            misses.push(json!({"image": item.image, "expected": index.classes[item.label], "predicted": predicted.label}));
+        }
+        if let Some(mask_file) = &item.mask {
+            let mask_path = args.data.join(mask_file);
+            let mask = image::load_from_memory(&read(&mask_path)?)
+                .with_context(|| format!("cannot read the mask {}", mask_path.display()))?
+                .to_luma8();
+            let (h, w, inside) =
+                vit_lens::preprocess::transform_mask(&mask, &checkpoint.preprocess)
+                    .with_context(|| format!("cannot use the mask {}", mask_path.display()))?;
+            let mask = PixelMask::new(h as usize, w as usize, inside)?;
+            let maps = rollout(&result.attentions, result.prefix_tokens, &options)?;
+            let last = maps.last().context("the model has no layers")?;
+            let scores = localize(last, result.patch_grid, &mask)?;
+            masked += 1;
+            hits += usize::from(scores.pointing_hit);
+            mass += f64::from(scores.mass_inside);
+            area += f64::from(scores.area_fraction);
+        }
+    }
+    let n = index.items.len();
+    let accuracy = correct as f64 / n as f64;
+    let pointing = (masked > 0).then(|| hits as f64 / masked as f64);
+    let mean_mass = (masked > 0).then(|| mass / masked as f64);
+    let mean_area = (masked > 0).then(|| area / masked as f64);
+    let per_class_json: serde_json::Map<String, serde_json::Value> = index
+        .classes
+        .iter()
+        .zip(&per_class)
+        .map(|(name, (ok, total))| (name.clone(), json!({"correct": ok, "total": total})))
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "images": n,
+                "accuracy": accuracy,
+                "per_class": per_class_json,
+                "misclassified": misses,
+                "pointing_game": pointing,
+                "masked_images": masked,
+                "rollout_mass_in_mask": mean_mass,
+                "mask_area_fraction": mean_area,
+                "backend": engine.backend(),
+                "adapter": engine.adapter(),
+            })
+        );
+    } else {
+        println!(
+            "{n} images on {}: accuracy {:.1}% ({correct}/{n})",
+            backend_line(&engine),
+            accuracy * 100.0
+        );
+        for (name, (ok, total)) in index.classes.iter().zip(&per_class) {
+            println!("  {name:>12}: {ok}/{total}");
+        }
+        if let (Some(p), Some(m), Some(a)) = (pointing, mean_mass, mean_area) {
+            println!(
+                "rollout (last layer, mean fusion) over {masked} masks: pointing game {:.1}%, mass in mask {:.1}% vs mask area {:.1}%",
+                p * 100.0,
+                m * 100.0,
+                a * 100.0
+            );
+        }
     }
     Ok(())
 }

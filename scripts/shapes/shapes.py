@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Procedural "shapes" data set for the vit-lens demo model.
+
+Every image shows exactly ONE filled shape of one of eight classes, in this
+index order::
+
+    0 circle, 1 square, 2 triangle, 3 star, 4 cross, 5 ring, 6 pentagon, 7 arrow
+
+at a random position (always fully inside the image), size (circumscribed
+diameter 12-40 % of the image side), rotation and colour, over a cluttered
+background: a linear or radial colour gradient, low-frequency colour noise,
+soft blotches, and distractor strokes that are deliberately NOT shapes (open
+straight lines, open arcs, scribbles and thin open polylines).  The shape's
+colour is chosen to contrast with the background under it.  Shapes and
+strokes are drawn on a 4x supersampled canvas and box-downsampled, so edges
+are anti-aliased.  Everything is defined in normalized coordinates, so the
+same seed gives the same scene at any size (only the per-pixel noise grain
+depends on the size).
+
+Everything is deterministic given a ``numpy.random.Generator``.
+
+As a module::
+
+    import numpy as np
+    from shapes import render, CLASSES
+    rgb, mask, label = render(np.random.default_rng(0), 224)
+    # rgb: uint8 [224,224,3], mask: bool [224,224] (the shape's pixels),
+    # label: int index into CLASSES
+
+As a command line tool::
+
+    python3 scripts/shapes/shapes.py --seed 7 --count 96 --size 224 \\
+        --out /tmp/shapes [--format png|jpg] [--quality 90]
+
+writes ``/tmp/shapes/index.json`` =
+``{"classes": [...], "items": [{"image": "000.png", "mask": "000_mask.png",
+"label": 0}, ...]}`` plus the RGB images and the 0/255 mask PNGs.  The CLI
+cycles through the classes (item i has label i % 8) so sets are balanced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "pentagon", "arrow"]
+SUPERSAMPLE = 4
+
+
+# ---------------------------------------------------------------- shapes ---
+
+def _regular(n: int, start_deg: float = 90.0) -> np.ndarray:
+    a = np.deg2rad(start_deg) + np.arange(n) * 2 * np.pi / n
+    return np.stack([np.cos(a), np.sin(a)], 1)
+
+
+def _star(points: int = 5, inner: float = 0.42) -> np.ndarray:
+    a = np.deg2rad(90.0) + np.arange(2 * points) * np.pi / points
+    r = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
+    return np.stack([r * np.cos(a), r * np.sin(a)], 1)
+
+
+def _cross(t: float = 0.3) -> np.ndarray:
+    return np.array([
+        (t, 1), (t, t), (1, t), (1, -t), (t, -t), (t, -1),
+        (-t, -1), (-t, -t), (-1, -t), (-1, t), (-t, t), (-t, 1),
+    ], dtype=float) / math.hypot(1, t)
+
+
+def _arrow() -> np.ndarray:
+    return np.array([
+        (-1.0, -0.22), (0.15, -0.22), (0.15, -0.62), (1.0, 0.0),
+        (0.15, 0.62), (0.15, 0.22), (-1.0, 0.22),
+    ])
+
+
+# Unit outlines (circumradius ~1, centred on the origin); y points down in
+# image space but that only mirrors the shapes, which all have a mirror axis.
+POLYGONS = {
+    "square": _regular(4, 45.0),
+    "triangle": _regular(3, 90.0),
+    "pentagon": _regular(5, 90.0),
+    "star": _star(),
+    "cross": _cross(),
+    "arrow": _arrow(),
+}
+
+
+# ------------------------------------------------------------ background ---
+
+def _rand_colour(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0, 255, 3).astype(np.float32)
+
+
+def _grid(size: int):
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    return c[None, :], c[:, None]  # x (row vector), y (column vector)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    x, y = _grid(size)
+    c0, c1 = _rand_colour(rng), _rand_colour(rng)
+    if rng.random() < 0.55:  # linear gradient
+        th = rng.uniform(0, 2 * np.pi)
+        t = x * math.cos(th) + y * math.sin(th)
+        lo = min(0.0, math.cos(th)) + min(0.0, math.sin(th))
+        hi = max(0.0, math.cos(th)) + max(0.0, math.sin(th))
+        t = (t - lo) / (hi - lo)
+    else:  # radial gradient
+        cx, cy = rng.uniform(-0.2, 1.2, 2)
+        rad = rng.uniform(0.4, 1.2)
+        t = np.clip(np.sqrt((x - cx) ** 2 + (y - cy) ** 2) / rad, 0, 1)
+    img = c0[None, None, :] + t[..., None] * (c1 - c0)[None, None, :]
+
+    # low-frequency colour noise
+    g = int(rng.integers(2, 9))
+    amp = rng.uniform(0, 70)
+    grid = rng.uniform(0, 255, (g, g, 3)).astype(np.uint8)
+    low = np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), np.float32)
+    img = img + (low - 127.5) * (amp / 127.5)
+
+    # soft blotches (separable Gaussians, never crisp figures)
+    for _ in range(int(rng.integers(0, 6))):
+        cx, cy = rng.uniform(0, 1, 2)
+        sx, sy = rng.uniform(0.05, 0.25, 2)
+        a = rng.uniform(0.15, 0.55)
+        col = _rand_colour(rng)
+        w = (np.exp(-((x - cx) ** 2) / (2 * sx * sx)) * np.exp(-((y - cy) ** 2) / (2 * sy * sy)) * a)
+        img = img + w[..., None] * (col - img)
+    return img
+
+
+def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """Alpha [size,size] float32 of n open distractor strokes."""
+    S = size * SUPERSAMPLE
+    canvas = Image.new("L", (S, S), 0)
+    d = ImageDraw.Draw(canvas)
+    for _ in range(n):
+        kind = rng.integers(0, 4)
+        w = max(1, int(round(rng.uniform(0.004, 0.022) * S)))
+        if kind == 0:  # straight open line
+            p = rng.uniform(-0.1, 1.1, 4) * S
+            d.line([(p[0], p[1]), (p[2], p[3])], fill=255, width=w)
+        elif kind == 1:  # open arc (at most 250 degrees, never a ring)
+            cx, cy = rng.uniform(0, 1, 2)
+            r = rng.uniform(0.05, 0.45)
+            start = rng.uniform(0, 360)
+            span = rng.uniform(30, 250)
+            box = [(cx - r) * S, (cy - r) * S, (cx + r) * S, (cy + r) * S]
+            d.arc(box, start, start + span, fill=255, width=w)
+        elif kind == 2:  # scribble: smooth random walk
+            k = int(rng.integers(8, 24))
+            pos = rng.uniform(0, 1, 2)
+            ang = rng.uniform(0, 2 * np.pi)
+            step = rng.uniform(0.02, 0.06)
+            pts = []
+            for _ in range(k):
+                pts.append((pos[0] * S, pos[1] * S))
+                ang += rng.normal(0, 0.7)
+                pos = pos + step * np.array([math.cos(ang), math.sin(ang)])
+            d.line(pts, fill=255, width=max(1, w // 2), joint="curve")
+        else:  # thin open zig-zag polyline: 2-4 segments, turns <= 75 deg,
+            # so it can never close into a triangle or other figure
+            k = int(rng.integers(2, 5))
+            pos = rng.uniform(0, 1, 2)
+            ang = rng.uniform(0, 2 * np.pi)
+            pts = [(pos[0] * S, pos[1] * S)]
+            for _ in range(k):
+                seg = rng.uniform(0.1, 0.5)
+                pos = pos + seg * np.array([math.cos(ang), math.sin(ang)])
+                pts.append((pos[0] * S, pos[1] * S))
+                ang += rng.uniform(-1.3, 1.3)
+            d.line(pts, fill=255, width=max(1, w // 2), joint="curve")
+    small = canvas.reduce(SUPERSAMPLE)
+    return np.asarray(small, np.float32) / 255.0
+
+
+# ----------------------------------------------------------------- shape ---
+
+def _shape_alpha(rng: np.random.Generator, size: int, name: str) -> np.ndarray:
+    S = size * SUPERSAMPLE
+    diam = rng.uniform(0.12, 0.40)
+    r = diam / 2
+    rot = rng.uniform(0, 2 * np.pi)
+    inner = rng.uniform(0.45, 0.68)  # ring only
+    margin = 1.5 / size
+    canvas = Image.new("L", (S, S), 0)
+    d = ImageDraw.Draw(canvas)
+    if name in ("circle", "ring"):
+        ext = np.array([[-r, -r], [r, r]])
+        lo, hi = ext.min(0), ext.max(0)
+        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
+        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+        d.ellipse([(cx - r) * S, (cy - r) * S, (cx + r) * S, (cy + r) * S], fill=255)
+        if name == "ring":
+            ri = r * inner
+            d.ellipse([(cx - ri) * S, (cy - ri) * S, (cx + ri) * S, (cy + ri) * S], fill=0)
+    else:
+        v = POLYGONS[name]
+        c, s = math.cos(rot), math.sin(rot)
+        v = v @ np.array([[c, s], [-s, c]]) * r
+        lo, hi = v.min(0), v.max(0)
+        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
+        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+        pts = [((px + cx) * S, (py + cy) * S) for px, py in v]
+        d.polygon(pts, fill=255)
+    return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
+
+
+def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 120.0) -> np.ndarray:
+    lum = np.array([0.299, 0.587, 0.114], np.float32)
+    best, best_d = None, -1.0
+    for _ in range(40):
+        col = _rand_colour(rng)
+        dist = float(np.linalg.norm(col - ref))
+        dl = abs(float((col - ref) @ lum))
+        score = min(dist, 2.2 * dl)
+        if score >= min_dist:
+            return col
+        if score > best_d:
+            best, best_d = col, score
+    # fall back: push the best candidate away from the reference luminance
+    lr = float(ref @ lum)
+    return np.full(3, 20.0 if lr > 127 else 235.0, np.float32) if best_d < 60 else best
+
+
+def render(rng: np.random.Generator, size: int, label: int | None = None):
+    """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label)."""
+    if label is None:
+        label = int(rng.integers(0, len(CLASSES)))
+    name = CLASSES[label]
+    noise_seed = int(rng.integers(0, 2**63 - 1))
+
+    img = _background(rng, size)
+    for _ in range(int(rng.integers(1, 3))):  # up to two stroke colours
+        n = int(rng.integers(1, 6))
+        a = _stroke_layer(rng, size, n) * rng.uniform(0.6, 1.0)
+        col = _rand_colour(rng)
+        img = img + a[..., None] * (col - img)
+
+    alpha = _shape_alpha(rng, size, name)
+    mask = alpha >= 0.5
+    # local background under (and just around) the shape
+    ref = np.clip(img[mask], 0, 255).mean(0) if mask.any() else np.clip(img, 0, 255).mean((0, 1))
+    c1 = _contrasting(rng, ref)
+    if rng.random() < 0.3:  # two-tone linear fill
+        c2 = np.clip(c1 + rng.uniform(-45, 45, 3), 0, 255).astype(np.float32)
+        if min(np.linalg.norm(c2 - ref), 999) < 100:
+            c2 = c1
+        x, y = _grid(size)
+        th = rng.uniform(0, 2 * np.pi)
+        t = (x * math.cos(th) + y * math.sin(th))
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        fill = c1[None, None, :] + t[..., None] * (c2 - c1)[None, None, :]
+    else:
+        fill = c1[None, None, :]
+    img = img + alpha[..., None] * (fill - img)
+
+    nrng = np.random.default_rng(noise_seed)
+    sigma = nrng.uniform(0, 10)
+    img = img + nrng.normal(0, 1, (size, size, 3)).astype(np.float32) * sigma
+    rgb = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return rgb, mask, label
+
+
+def render_batch(rng: np.random.Generator, size: int, n: int):
+    """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
+    imgs = np.empty((n, size, size, 3), np.uint8)
+    masks = np.empty((n, size, size), bool)
+    labels = np.empty(n, np.int64)
+    for i in range(n):
+        imgs[i], masks[i], labels[i] = render(rng, size)
+    return imgs, masks, labels
+
+
+def write_set(out: str, seed: int, count: int, size: int, fmt: str = "png", quality: int = 90):
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width = max(3, len(str(count - 1)))
+    items = []
+    for i in range(count):
+        rgb, mask, label = render(rng, size, label=i % len(CLASSES))
+        stem = f"{i:0{width}d}"
+        img_name = f"{stem}.{fmt}"
+        if fmt == "jpg":
+            Image.fromarray(rgb).save(os.path.join(out, img_name), quality=quality)
+        else:
+            Image.fromarray(rgb).save(os.path.join(out, img_name), optimize=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).convert("1").save(
+            os.path.join(out, f"{stem}_mask.png"), optimize=True)
+        items.append({"image": img_name, "mask": f"{stem}_mask.png", "label": int(label)})
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"classes": CLASSES, "seed": seed, "size": size, "items": items}, f, indent=1)
+        f.write("\n")
+    return items
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--format", choices=["png", "jpg"], default="png")
+    ap.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    a = ap.parse_args(argv)
+    write_set(a.out, a.seed, a.count, a.size, a.format, a.quality)
+    print(f"wrote {a.count} images to {a.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
