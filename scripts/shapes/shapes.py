@@ -103,7 +103,7 @@ def _grid(size: int):
     return c[None, :], c[:, None]  # x (row vector), y (column vector)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, clutter: float = 1.0) -> np.ndarray:
     x, y = _grid(size)
     c0, c1 = _rand_colour(rng), _rand_colour(rng)
     if rng.random() < 0.55:  # linear gradient
@@ -120,7 +120,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
     # low-frequency colour noise
     g = int(rng.integers(2, 9))
-    amp = rng.uniform(0, 70)
+    amp = rng.uniform(0, 70) * clutter
     grid = rng.uniform(0, 255, (g, g, 3)).astype(np.uint8)
     low = np.asarray(Image.fromarray(grid).resize((size, size), Image.BICUBIC), np.float32)
     img = img + (low - 127.5) * (amp / 127.5)
@@ -129,7 +129,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(int(rng.integers(0, 6))):
         cx, cy = rng.uniform(0, 1, 2)
         sx, sy = rng.uniform(0.05, 0.25, 2)
-        a = rng.uniform(0.15, 0.55)
+        a = rng.uniform(0.15, 0.55) * clutter
         col = _rand_colour(rng)
         w = (np.exp(-((x - cx) ** 2) / (2 * sx * sx)) * np.exp(-((y - cy) ** 2) / (2 * sy * sy)) * a)
         img = img + w[..., None] * (col - img)
@@ -183,9 +183,9 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------- shape ---
 
-def _shape_alpha(rng: np.random.Generator, size: int, name: str) -> np.ndarray:
+def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float = 0.12) -> np.ndarray:
     S = size * SUPERSAMPLE
-    diam = rng.uniform(0.12, 0.40)
+    diam = rng.uniform(min_diam, 0.40)
     r = diam / 2
     rot = rng.uniform(0, 2 * np.pi)
     inner = rng.uniform(0.45, 0.68)  # ring only
@@ -230,21 +230,27 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
     return np.full(3, 20.0 if lr > 127 else 235.0, np.float32) if best_d < 60 else best
 
 
-def render(rng: np.random.Generator, size: int, label: int | None = None):
-    """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label)."""
+def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0):
+    """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
+
+    ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
+    larger; at the default 1.0 the output is the full data set (same random
+    stream either way).
+    """
+    d = float(np.clip(difficulty, 0.0, 1.0))
     if label is None:
         label = int(rng.integers(0, len(CLASSES)))
     name = CLASSES[label]
     noise_seed = int(rng.integers(0, 2**63 - 1))
 
-    img = _background(rng, size)
+    img = _background(rng, size, d)
     for _ in range(int(rng.integers(1, 3))):  # up to two stroke colours
         n = int(rng.integers(1, 6))
-        a = _stroke_layer(rng, size, n) * rng.uniform(0.6, 1.0)
+        a = _stroke_layer(rng, size, n) * (rng.uniform(0.6, 1.0) * d)
         col = _rand_colour(rng)
         img = img + a[..., None] * (col - img)
 
-    alpha = _shape_alpha(rng, size, name)
+    alpha = _shape_alpha(rng, size, name, 0.12 + 0.2 * (1 - d))
     mask = alpha >= 0.5
     # local background under (and just around) the shape
     ref = np.clip(img[mask], 0, 255).mean(0) if mask.any() else np.clip(img, 0, 255).mean((0, 1))
@@ -269,13 +275,13 @@ def render(rng: np.random.Generator, size: int, label: int | None = None):
     return rgb, mask, label
 
 
-def render_batch(rng: np.random.Generator, size: int, n: int):
+def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
-        imgs[i], masks[i], labels[i] = render(rng, size)
+        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty)
     return imgs, masks, labels
 
 
