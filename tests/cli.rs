@@ -519,3 +519,35 @@ fn load_labels(model: &std::path::Path) -> Vec<String> {
         .map(|i| map[&i.to_string()].as_str().unwrap().to_string())
         .collect()
 }
+
+/// `auto` takes a hardware GPU, else the CPU with the reason (on CI's lavapipe: a software
+/// adapter, which is slower than the CPU engine).
+#[test]
+fn auto_backend_explains_its_choice() {
+    let name = "tiny_vit_hf";
+    let pixels = reference_pixels(name);
+    let model = fixture_dir(name);
+    let json = stdout_json(&vit_lens(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--pixels",
+        pixels.to_str().unwrap(),
+        "--json",
+        "--backend",
+        "auto",
+    ]));
+    match json["backend"].as_str().unwrap() {
+        "gpu" => assert_eq!(json["adapter"]["fallback"], false, "{json}"),
+        "cpu" => {
+            let reason = json["fallback_reason"]
+                .as_str()
+                .expect("a reason for the CPU");
+            assert!(!reason.is_empty());
+            if json["adapter"].is_null() && reason.contains("software") {
+                assert!(reason.contains("slower than the CPU"), "{reason}");
+            }
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}

@@ -41,14 +41,12 @@ fn gpu_model(checkpoint: &Checkpoint) -> GpuModel {
 
 /// The image `i` of a GPU output as layer attentions, for rollout.
 fn image_attentions(out: &GpuOutput, i: usize) -> Vec<LayerAttention> {
-    let per_image = out.heads * out.tokens * out.tokens;
-    out.attentions
-        .iter()
+    (0..out.attentions.len())
         .map(|layer| {
             LayerAttention::new(
                 out.heads,
                 out.tokens,
-                layer[i * per_image..(i + 1) * per_image].to_vec(),
+                out.image_attention(layer, i).to_vec(),
             )
             .expect("attention shape")
         })
@@ -82,7 +80,7 @@ fn check_against_cpu(
 
     let mut diffs: Diffs = (0.0, 0.0, 0.0);
     for (i, cpu_image) in cpu.iter().enumerate() {
-        let logits = &gpu.logits[i * classes..(i + 1) * classes];
+        let logits = gpu.image_logits(i);
         assert_close(
             &format!("{name} image {i} logits vs cpu"),
             logits,
@@ -227,6 +225,100 @@ fn tanh_gelu_matches_cpu() {
     );
 }
 
+/// Deterministic values in [-scale, scale) (xorshift).
+fn noise(seed: &mut u64, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// A random timm DeiT (distilled) whose every size is odd or not a multiple of 4 — hidden 30,
+/// 2 heads of 15, MLP 46, 5 px patches over 3 channels (75 values), 7 classes — so every
+/// GEMM operand takes the scalar (not vec4) load path, on a non-square, interpolated grid.
+#[test]
+fn odd_shapes_match_cpu() {
+    let (hidden, heads, mlp, patch, classes, layers, grid) = (30, 2, 46, 5, 7, 2, 4);
+    let tokens = 2 + grid * grid;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut add = |name: &str, shape: Vec<usize>, scale: f32| {
+        let n = shape.iter().product();
+        tensors.push((name.to_string(), shape, noise(&mut seed, n, scale)));
+    };
+    add(
+        "patch_embed.proj.weight",
+        vec![hidden, 3, patch, patch],
+        0.2,
+    );
+    add("patch_embed.proj.bias", vec![hidden], 0.1);
+    add("cls_token", vec![1, 1, hidden], 0.5);
+    add("dist_token", vec![1, 1, hidden], 0.5);
+    add("pos_embed", vec![1, tokens, hidden], 0.5);
+    for l in 0..layers {
+        for (name, shape, scale) in [
+            ("norm1.weight", vec![hidden], 1.0),
+            ("norm1.bias", vec![hidden], 0.2),
+            ("attn.qkv.weight", vec![3 * hidden, hidden], 0.4),
+            ("attn.qkv.bias", vec![3 * hidden], 0.1),
+            ("attn.proj.weight", vec![hidden, hidden], 0.2),
+            ("attn.proj.bias", vec![hidden], 0.1),
+            ("norm2.weight", vec![hidden], 1.0),
+            ("norm2.bias", vec![hidden], 0.2),
+            ("mlp.fc1.weight", vec![mlp, hidden], 0.3),
+            ("mlp.fc1.bias", vec![mlp], 0.1),
+            ("mlp.fc2.weight", vec![hidden, mlp], 0.2),
+            ("mlp.fc2.bias", vec![hidden], 0.1),
+        ] {
+            add(&format!("blocks.{l}.{name}"), shape, scale);
+        }
+    }
+    add("norm.weight", vec![hidden], 1.0);
+    add("norm.bias", vec![hidden], 0.2);
+    add("head.weight", vec![classes, hidden], 0.3);
+    add("head.bias", vec![classes], 0.1);
+    add("head_dist.weight", vec![classes, hidden], 0.3);
+    add("head_dist.bias", vec![classes], 0.1);
+    let safetensors = common::write_safetensors(
+        &tensors
+            .into_iter()
+            .map(|(name, shape, data)| {
+                let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, safetensors::Dtype::F32, shape, bytes)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let config = format!(
+        r#"{{"architecture": "deit_tiny_distilled_patch16_224", "num_classes": {classes},
+            "model_args": {{"img_size": {}, "patch_size": {patch}, "embed_dim": {hidden},
+            "depth": {layers}, "num_heads": {heads}, "num_classes": {classes}}}}}"#,
+        grid * patch
+    );
+    let checkpoint = Checkpoint::from_bytes(CheckpointFiles {
+        config_json: config.as_bytes(),
+        preprocessor_config_json: None,
+        safetensors: &safetensors,
+    })
+    .expect("synthetic checkpoint");
+    assert_eq!(checkpoint.config.head_dim(), 15);
+    assert_eq!(checkpoint.config.intermediate_size, mlp);
+
+    // 27×21 px: a 5×4 grid (the last 2 rows and 1 column of pixels fall outside it).
+    let (batch, height, width) = (3, 27, 21);
+    let pixels = noise(&mut seed, batch * 3 * height * width, 1.0);
+    check_against_cpu(
+        "odd shapes",
+        &checkpoint,
+        &pixels,
+        [batch, 3, height, width],
+        None,
+    );
+}
+
 /// A batch of two gives what two single-image passes give (the workspace is rebuilt
 /// between shapes and reused for equal ones).
 #[test]
@@ -309,6 +401,7 @@ fn requests_over_the_limits_are_too_large() {
         Err(error @ GpuError::TooLarge { .. }) => {
             let message = error.to_string();
             assert!(message.contains("use a smaller batch"), "{message}");
+            eprintln!("{message}");
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -340,6 +433,12 @@ fn kernel_times_when_timestamps_exist() {
         (None, false) => {}
         (times, has) => panic!("timestamps {has} but kernel_ms {times:?}"),
     }
+    // Without timing: no times, the same numbers.
+    model.set_kernel_timing(false);
+    let untimed = block_on(model.infer(pixels, 2, 32, 32)).expect("inference");
+    assert_eq!(untimed.kernel_ms, None);
+    assert_eq!(untimed.logits, out.logits);
+    assert_eq!(untimed.attentions, out.attentions);
 }
 
 /// A destroyed device is an error, never a panic, and a new context works again.

@@ -1,5 +1,7 @@
 //! The candle forward pass against transformers / timm reference outputs
 //! (tests/fixtures/make_reference.py). Tolerances: logits 1e-4, attention and rollout 1e-5.
+//! Native only: they read fixtures from disk (tests/web.rs runs the engines in a browser).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

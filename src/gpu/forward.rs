@@ -152,7 +152,12 @@ impl Geometry {
             ("token", rows * d * 4, true),
             ("qkv", rows * 3 * d * 4, true),
             ("MLP", rows * self.mlp as u64 * 4, true),
-            ("attention (one layer)", self.layer_probs_bytes(), true),
+            // Bound rounded up to whole vec4s.
+            (
+                "attention (one layer)",
+                align_up(self.layer_probs_bytes(), 16),
+                true,
+            ),
             ("attention", probs, false),
             (
                 "readback",
@@ -250,6 +255,15 @@ pub(super) struct Workspace {
     _buffers: Vec<Buffer>,
 }
 
+/// The operands of one GEMM: A, B and C, and optionally bias and residual.
+struct GemmOperands<'b> {
+    a: BufferBinding<'b>,
+    b: BufferBinding<'b>,
+    c: BufferBinding<'b>,
+    bias: Option<&'b Buffer>,
+    residual: Option<BufferBinding<'b>>,
+}
+
 /// Accumulates dispatches: parameter blocks, bind groups, workgroup counts.
 struct Builder<'a> {
     device: &'a Device,
@@ -260,6 +274,8 @@ struct Builder<'a> {
     max_workgroups: u32,
     unused: &'a Buffer,
     batch: usize,
+    /// Token rows of the whole batch (B·T), the M of every dense layer.
+    rows: u32,
     steps: Vec<Step>,
 }
 
@@ -303,17 +319,22 @@ impl Builder<'_> {
     }
 
     /// One GEMM; sets the bias/residual flags from the operands given.
-    #[allow(clippy::too_many_arguments)]
     fn gemm(
         &mut self,
         kind: &'static str,
         label: String,
-        mut params: GemmParams,
+        params: GemmParams,
         batch: u32,
-        [a, b, c]: [BufferBinding<'_>; 3],
-        bias: Option<&Buffer>,
-        residual: Option<BufferBinding<'_>>,
+        operands: GemmOperands<'_>,
     ) -> Result<(), GpuError> {
+        let GemmOperands {
+            a,
+            b,
+            c,
+            bias,
+            residual,
+        } = operands;
+        let mut params = params;
         if bias.is_some() {
             params.flags |= gemm_flags::BIAS;
         }
@@ -336,22 +357,20 @@ impl Builder<'_> {
         self.push(KernelId::Gemm, kind, label, &params, &storage, workgroups)
     }
 
-    /// `output = alpha·act(input·W + b) + residual` over `rows` dense rows.
-    #[allow(clippy::too_many_arguments)]
+    /// `output = act(input·W + b) + residual` over the `rows` token rows; `flags` picks the
+    /// activation.
     fn linear(
         &mut self,
         label: String,
-        input: &Buffer,
-        rows: u32,
         layer: &GpuLinear,
-        flags: u32,
+        [input, output]: [&Buffer; 2],
         residual: Option<&Buffer>,
-        output: &Buffer,
+        flags: u32,
     ) -> Result<(), GpuError> {
         let k = layer.in_features as u32;
         let n = layer.out_features as u32;
         let params = GemmParams {
-            m: rows,
+            m: self.rows,
             n,
             k,
             flags,
@@ -367,13 +386,13 @@ impl Builder<'_> {
             label,
             params,
             1,
-            [
-                input.as_entire_buffer_binding(),
-                layer.weight_t.as_entire_buffer_binding(),
-                output.as_entire_buffer_binding(),
-            ],
-            layer.bias.as_ref(),
-            residual.map(Buffer::as_entire_buffer_binding),
+            GemmOperands {
+                a: input.as_entire_buffer_binding(),
+                b: layer.weight_t.as_entire_buffer_binding(),
+                c: output.as_entire_buffer_binding(),
+                bias: layer.bias.as_ref(),
+                residual: residual.map(Buffer::as_entire_buffer_binding),
+            },
         )
     }
 
@@ -517,6 +536,7 @@ impl Workspace {
             max_workgroups: limits.max_compute_workgroups_per_dimension,
             unused: &weights.unused,
             batch: g.batch,
+            rows,
             steps: Vec::with_capacity(g.dispatch_count()),
         };
 
@@ -563,13 +583,13 @@ impl Workspace {
                 ..GemmParams::default()
             },
             b,
-            [
-                patch_rows.as_entire_buffer_binding(),
-                weights.patch_embed.weight_t.as_entire_buffer_binding(),
-                x.as_entire_buffer_binding(),
-            ],
-            weights.patch_embed.bias.as_ref(),
-            Some(positions.as_entire_buffer_binding()),
+            GemmOperands {
+                a: patch_rows.as_entire_buffer_binding(),
+                b: weights.patch_embed.weight_t.as_entire_buffer_binding(),
+                c: x.as_entire_buffer_binding(),
+                bias: weights.patch_embed.bias.as_ref(),
+                residual: Some(positions.as_entire_buffer_binding()),
+            },
         )?;
 
         let dense_norm = LayerNormParams {
@@ -601,12 +621,10 @@ impl Workspace {
             )?;
             builder.linear(
                 format!("blocks.{l}.qkv"),
-                &normed,
-                rows,
                 &block.qkv,
-                0,
+                [&normed, &qkv],
                 None,
-                &qkv,
+                0,
             )?;
             // scores(image, head) = q·kᵀ/√dh, q and k read in place from the qkv rows.
             builder.gemm(
@@ -632,13 +650,13 @@ impl Workspace {
                     ..GemmParams::default()
                 },
                 b * h,
-                [
-                    qkv.as_entire_buffer_binding(),
-                    qkv.as_entire_buffer_binding(),
-                    layer_probs.clone(),
-                ],
-                None,
-                None,
+                GemmOperands {
+                    a: qkv.as_entire_buffer_binding(),
+                    b: qkv.as_entire_buffer_binding(),
+                    c: layer_probs.clone(),
+                    bias: None,
+                    residual: None,
+                },
             )?;
             let softmax_groups = builder.rows_grid(b * h * t)?;
             builder.push(
@@ -677,22 +695,20 @@ impl Workspace {
                     ..GemmParams::default()
                 },
                 b * h,
-                [
-                    layer_probs,
-                    qkv.as_entire_buffer_binding(),
-                    context.as_entire_buffer_binding(),
-                ],
-                None,
-                None,
+                GemmOperands {
+                    a: layer_probs,
+                    b: qkv.as_entire_buffer_binding(),
+                    c: context.as_entire_buffer_binding(),
+                    bias: None,
+                    residual: None,
+                },
             )?;
             builder.linear(
                 format!("blocks.{l}.proj"),
-                &context,
-                rows,
                 &block.proj,
-                0,
+                [&context, &x_mid],
                 Some(&x),
-                &x_mid,
+                0,
             )?;
             builder.layer_norm(
                 format!("blocks.{l}.norm2"),
@@ -703,21 +719,17 @@ impl Workspace {
             )?;
             builder.linear(
                 format!("blocks.{l}.fc1"),
-                &normed,
-                rows,
                 &block.fc1,
-                gelu,
+                [&normed, &hidden],
                 None,
-                &hidden,
+                gelu,
             )?;
             builder.linear(
                 format!("blocks.{l}.fc2"),
-                &hidden,
-                rows,
                 &block.fc2,
-                0,
+                [&hidden, &x],
                 Some(&x_mid),
-                &x,
+                0,
             )?;
         }
 
@@ -756,26 +768,26 @@ impl Workspace {
                     "head".to_string(),
                     head_params(0, 0.5),
                     1,
-                    [
-                        prefix_out.as_entire_buffer_binding(),
-                        weights.head.weight_t.as_entire_buffer_binding(),
-                        logits_cls.as_entire_buffer_binding(),
-                    ],
-                    weights.head.bias.as_ref(),
-                    None,
+                    GemmOperands {
+                        a: prefix_out.as_entire_buffer_binding(),
+                        b: weights.head.weight_t.as_entire_buffer_binding(),
+                        c: logits_cls.as_entire_buffer_binding(),
+                        bias: weights.head.bias.as_ref(),
+                        residual: None,
+                    },
                 )?;
                 builder.gemm(
                     "gemm",
                     "head_dist".to_string(),
                     head_params(d, 0.5),
                     1,
-                    [
-                        prefix_out.as_entire_buffer_binding(),
-                        head_dist.weight_t.as_entire_buffer_binding(),
-                        logits.as_entire_buffer_binding(),
-                    ],
-                    head_dist.bias.as_ref(),
-                    Some(logits_cls.as_entire_buffer_binding()),
+                    GemmOperands {
+                        a: prefix_out.as_entire_buffer_binding(),
+                        b: head_dist.weight_t.as_entire_buffer_binding(),
+                        c: logits.as_entire_buffer_binding(),
+                        bias: head_dist.bias.as_ref(),
+                        residual: Some(logits_cls.as_entire_buffer_binding()),
+                    },
                 )?;
             }
             _ => builder.gemm(
@@ -783,13 +795,13 @@ impl Workspace {
                 "head".to_string(),
                 head_params(0, 1.0),
                 1,
-                [
-                    prefix_out.as_entire_buffer_binding(),
-                    weights.head.weight_t.as_entire_buffer_binding(),
-                    logits.as_entire_buffer_binding(),
-                ],
-                weights.head.bias.as_ref(),
-                None,
+                GemmOperands {
+                    a: prefix_out.as_entire_buffer_binding(),
+                    b: weights.head.weight_t.as_entire_buffer_binding(),
+                    c: logits.as_entire_buffer_binding(),
+                    bias: weights.head.bias.as_ref(),
+                    residual: None,
+                },
             )?,
         }
 
@@ -832,8 +844,9 @@ impl Workspace {
         &self.staging
     }
 
-    /// Records the whole pass and the copies into the readback buffer.
-    pub fn record(&self, shared: &Shared) -> CommandEncoder {
+    /// Records the whole pass and the copies into the readback buffer; with `timed` (and a
+    /// device with timestamp queries) each dispatch gets its own compute pass with timestamps.
+    pub fn record(&self, shared: &Shared, timed: bool) -> CommandEncoder {
         let g = &self.geometry;
         let mut encoder = shared
             .device
@@ -851,7 +864,8 @@ impl Workspace {
                 prefix_bytes,
             );
         }
-        match &self.profiler {
+        let profiler = self.profiler.as_ref().filter(|_| timed);
+        match profiler {
             Some(profiler) => {
                 for (i, step) in self.steps.iter().enumerate() {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -884,7 +898,7 @@ impl Workspace {
             rb.probs_offset,
             rb.layer_stride * rb.layers as u64,
         );
-        if let Some(profiler) = &self.profiler {
+        if let Some(profiler) = profiler {
             encoder.resolve_query_set(&profiler.query_set, 0..profiler.count, &profiler.resolve, 0);
             encoder.copy_buffer_to_buffer(
                 &profiler.resolve,
@@ -898,8 +912,8 @@ impl Workspace {
     }
 
     /// Unpacks the mapped readback buffer: logits (B·classes), every layer's probabilities
-    /// (B·H·T·T each) and, when profiling, milliseconds per kernel kind. Unmaps it.
-    pub fn read(&self) -> Result<Readout, GpuError> {
+    /// (B·H·T·T each) and, when the pass was `timed`, milliseconds per kernel kind. Unmaps it.
+    pub fn read(&self, timed: bool) -> Result<Readout, GpuError> {
         let rb = &self.readback;
         let view = self
             .staging
@@ -914,7 +928,7 @@ impl Workspace {
                 f32s(&bytes[start..start + rb.layer_len * 4])
             })
             .collect();
-        let kernel_ms = self.profiler.as_ref().map(|profiler| {
+        let kernel_ms = self.profiler.as_ref().filter(|_| timed).map(|profiler| {
             let start = rb.timestamps_offset as usize;
             let ticks: Vec<u64> = bytes[start..start + profiler.count as usize * 8]
                 .chunks_exact(8)
@@ -964,5 +978,76 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Activation, Classifier};
+
+    fn deit_tiny() -> ModelConfig {
+        ModelConfig {
+            hidden_size: 192,
+            num_layers: 12,
+            num_heads: 3,
+            intermediate_size: 768,
+            image_size: 224,
+            patch_size: 16,
+            num_channels: 3,
+            num_classes: 1000,
+            qkv_bias: true,
+            layer_norm_eps: 1e-12,
+            activation: Activation::GeluErf,
+            distillation_token: false,
+            classifier: Classifier::Cls,
+        }
+    }
+
+    #[test]
+    fn geometry_of_deit_tiny() {
+        let g = Geometry::new(&deit_tiny(), 2, 230, 224).expect("valid");
+        assert_eq!(g.grid, (14, 14));
+        assert_eq!(g.tokens, 197);
+        assert_eq!(g.pixel_count(), Some(2 * 3 * 230 * 224));
+        assert_eq!(g.dispatch_count(), 112);
+        assert_eq!(g.layer_probs_bytes(), 2 * 3 * 197 * 197 * 4);
+        assert_eq!(g.layer_stride() % OFFSET_ALIGN, 0);
+    }
+
+    #[test]
+    fn bad_geometry_is_input_error() {
+        assert!(matches!(
+            Geometry::new(&deit_tiny(), 0, 224, 224),
+            Err(GpuError::Input(_))
+        ));
+        assert!(matches!(
+            Geometry::new(&deit_tiny(), 1, 15, 224),
+            Err(GpuError::Input(_))
+        ));
+    }
+
+    #[test]
+    fn limits_bound_the_batch() {
+        let limits = wgpu::Limits::defaults();
+        Geometry::new(&deit_tiny(), 8, 224, 224)
+            .expect("valid")
+            .check_limits(&limits)
+            .expect("batch 8 fits WebGPU's default limits");
+        match Geometry::new(&deit_tiny(), 1000, 224, 224)
+            .expect("valid")
+            .check_limits(&limits)
+        {
+            Err(GpuError::TooLarge {
+                batch,
+                bytes,
+                limit,
+                ..
+            }) => {
+                assert_eq!(batch, 1000);
+                assert!(bytes > limit);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
     }
 }

@@ -127,99 +127,119 @@ fn store_row(acc: vec4<f32>, row: u32, col: u32, c_base: u32, r_base: u32) {
     }
 }
 
+// Branch-free operand reads: outside the matrix they read index 0 (always valid) and
+// return zero, so no invocation diverges around a load.
+fn a_at(row: u32, k: u32, a_base: u32) -> f32 {
+    let inside = row < p.m && k < p.k;
+    return select(0.0, a[select(0u, a_base + row * p.lda + k, inside)], inside);
+}
+
+// A(row, k .. k+4); needs FLAG_A_VEC4 (k is a multiple of 4, so the quad is all in or out).
+fn a4_at(row: u32, k: u32, a_base: u32) -> vec4<f32> {
+    let inside = row < p.m && k < p.k;
+    return select(vec4<f32>(0.0), a4[select(0u, (a_base + row * p.lda + k) / 4u, inside)], inside);
+}
+
+// B(k, col), stored (k, n) or, with FLAG_TRANS_B, (n, k).
+fn b_at(k: u32, col: u32, b_base: u32) -> f32 {
+    let inside = k < p.k && col < p.n;
+    let stored = select(b_base + k * p.ldb + col, b_base + col * p.ldb + k, (p.flags & FLAG_TRANS_B) != 0u);
+    return select(0.0, b[select(0u, stored, inside)], inside);
+}
+
+// B(k, col .. col+4) stored (k, n), or B(k .. k+4, col) stored (n, k); needs FLAG_B_VEC4.
+fn b4_at(k: u32, col: u32, b_base: u32) -> vec4<f32> {
+    let inside = k < p.k && col < p.n;
+    let stored = select(b_base + k * p.ldb + col, b_base + col * p.ldb + k, (p.flags & FLAG_TRANS_B) != 0u);
+    return select(vec4<f32>(0.0), b4[select(0u, stored / 4u, inside)], inside);
+}
+
 // Stages A(row0 .. row0+64, k0 .. k0+16) into a_tile; `t` is the local invocation index.
+// Every invocation gathers 4×4 values (4 consecutive rows × 4 k) and writes them as 4 whole
+// vec4s, so no workgroup store needs a dynamic component index.
 fn load_a_tile(t: u32, row0: u32, k0: u32, a_base: u32) {
     if ((p.flags & FLAG_A_VEC4) != 0u) {
-        // 64 rows × 4 quads of k: 4 invocations read one row's 16 k, 16 rows per pass.
-        let q = t % 4u;
-        let gk = k0 + 4u * q;
-        for (var i = 0u; i < 4u; i++) {
-            let r = t / 4u + 16u * i;
-            let gm = row0 + r;
-            var v = vec4<f32>(0.0);
-            if (gm < p.m && gk < p.k) {
-                v = a4[(a_base + gm * p.lda + gk) / 4u];
-            }
-            let slot = 4u * q * TILE_VEC + r / 4u;
-            a_tile[slot][r % 4u] = v.x;
-            a_tile[slot + TILE_VEC][r % 4u] = v.y;
-            a_tile[slot + 2u * TILE_VEC][r % 4u] = v.z;
-            a_tile[slot + 3u * TILE_VEC][r % 4u] = v.w;
-        }
+        // Invocation t: k quad t % 4 of rows 4·(t / 4) + {0..3}; 4 invocations cover a row.
+        let k = k0 + 4u * (t % 4u);
+        let quad = t / 4u;
+        let r = row0 + 4u * quad;
+        let v0 = a4_at(r, k, a_base);
+        let v1 = a4_at(r + 1u, k, a_base);
+        let v2 = a4_at(r + 2u, k, a_base);
+        let v3 = a4_at(r + 3u, k, a_base);
+        let slot = 4u * (t % 4u) * TILE_VEC + quad;
+        a_tile[slot] = vec4<f32>(v0.x, v1.x, v2.x, v3.x);
+        a_tile[slot + TILE_VEC] = vec4<f32>(v0.y, v1.y, v2.y, v3.y);
+        a_tile[slot + 2u * TILE_VEC] = vec4<f32>(v0.z, v1.z, v2.z, v3.z);
+        a_tile[slot + 3u * TILE_VEC] = vec4<f32>(v0.w, v1.w, v2.w, v3.w);
     } else {
-        // 16 invocations read one row's 16 k, 4 rows per pass.
+        // Invocation t: k = t % 16 of row quads t / 16 + 4·j; 16 invocations cover a row.
         let kk = t % TILE_K;
-        let gk = k0 + kk;
-        for (var i = 0u; i < 16u; i++) {
-            let r = t / TILE_K + 4u * i;
-            let gm = row0 + r;
-            var v = 0.0;
-            if (gm < p.m && gk < p.k) {
-                v = a[a_base + gm * p.lda + gk];
-            }
-            a_tile[kk * TILE_VEC + r / 4u][r % 4u] = v;
+        for (var j = 0u; j < 4u; j++) {
+            let quad = t / TILE_K + 4u * j;
+            let r = row0 + 4u * quad;
+            a_tile[kk * TILE_VEC + quad] = vec4<f32>(
+                a_at(r, k0 + kk, a_base),
+                a_at(r + 1u, k0 + kk, a_base),
+                a_at(r + 2u, k0 + kk, a_base),
+                a_at(r + 3u, k0 + kk, a_base),
+            );
         }
     }
 }
 
-// Stages B(k0 .. k0+16, col0 .. col0+64) into b_tile.
+// Stages B(k0 .. k0+16, col0 .. col0+64) into b_tile, likewise as whole vec4s.
 fn load_b_tile(t: u32, col0: u32, k0: u32, b_base: u32) {
     let vec4_loads = (p.flags & FLAG_B_VEC4) != 0u;
     if ((p.flags & FLAG_TRANS_B) != 0u) {
-        // B stored as (n, k): read like A, one tile column per stored row.
+        // Stored (n, k): read like A, one tile column per stored row.
         if (vec4_loads) {
-            let q = t % 4u;
-            let gk = k0 + 4u * q;
-            for (var i = 0u; i < 4u; i++) {
-                let col = t / 4u + 16u * i;
-                let gn = col0 + col;
-                var v = vec4<f32>(0.0);
-                if (gn < p.n && gk < p.k) {
-                    v = b4[(b_base + gn * p.ldb + gk) / 4u];
-                }
-                let slot = 4u * q * TILE_VEC + col / 4u;
-                b_tile[slot][col % 4u] = v.x;
-                b_tile[slot + TILE_VEC][col % 4u] = v.y;
-                b_tile[slot + 2u * TILE_VEC][col % 4u] = v.z;
-                b_tile[slot + 3u * TILE_VEC][col % 4u] = v.w;
-            }
+            let k = k0 + 4u * (t % 4u);
+            let quad = t / 4u;
+            let col = col0 + 4u * quad;
+            let v0 = b4_at(k, col, b_base);
+            let v1 = b4_at(k, col + 1u, b_base);
+            let v2 = b4_at(k, col + 2u, b_base);
+            let v3 = b4_at(k, col + 3u, b_base);
+            let slot = 4u * (t % 4u) * TILE_VEC + quad;
+            b_tile[slot] = vec4<f32>(v0.x, v1.x, v2.x, v3.x);
+            b_tile[slot + TILE_VEC] = vec4<f32>(v0.y, v1.y, v2.y, v3.y);
+            b_tile[slot + 2u * TILE_VEC] = vec4<f32>(v0.z, v1.z, v2.z, v3.z);
+            b_tile[slot + 3u * TILE_VEC] = vec4<f32>(v0.w, v1.w, v2.w, v3.w);
+            return;
+        }
+        let kk = t % TILE_K;
+        for (var j = 0u; j < 4u; j++) {
+            let quad = t / TILE_K + 4u * j;
+            let col = col0 + 4u * quad;
+            b_tile[kk * TILE_VEC + quad] = vec4<f32>(
+                b_at(k0 + kk, col, b_base),
+                b_at(k0 + kk, col + 1u, b_base),
+                b_at(k0 + kk, col + 2u, b_base),
+                b_at(k0 + kk, col + 3u, b_base),
+            );
+        }
+        return;
+    }
+    // Stored (k, n): invocation t reads column quad t % 16 of k = t / 16 + 4·j; 16
+    // invocations cover one k's 64 columns.
+    let quad = t % TILE_VEC;
+    let col = col0 + 4u * quad;
+    for (var j = 0u; j < 4u; j++) {
+        let kk = t / TILE_VEC + 4u * j;
+        let k = k0 + kk;
+        var v: vec4<f32>;
+        if (vec4_loads) {
+            v = b4_at(k, col, b_base);
         } else {
-            let kk = t % TILE_K;
-            let gk = k0 + kk;
-            for (var i = 0u; i < 16u; i++) {
-                let col = t / TILE_K + 4u * i;
-                let gn = col0 + col;
-                var v = 0.0;
-                if (gn < p.n && gk < p.k) {
-                    v = b[b_base + gn * p.ldb + gk];
-                }
-                b_tile[kk * TILE_VEC + col / 4u][col % 4u] = v;
-            }
+            v = vec4<f32>(
+                b_at(k, col, b_base),
+                b_at(k, col + 1u, b_base),
+                b_at(k, col + 2u, b_base),
+                b_at(k, col + 3u, b_base),
+            );
         }
-    } else if (vec4_loads) {
-        // 16 invocations read one k's 64 columns as vec4s, 4 k per pass.
-        let q = t % TILE_VEC;
-        let gn = col0 + 4u * q;
-        for (var i = 0u; i < 4u; i++) {
-            let kk = t / TILE_VEC + 4u * i;
-            let gk = k0 + kk;
-            var v = vec4<f32>(0.0);
-            if (gn < p.n && gk < p.k) {
-                v = b4[(b_base + gk * p.ldb + gn) / 4u];
-            }
-            b_tile[kk * TILE_VEC + q] = v;
-        }
-    } else {
-        // 64 invocations read one k's 64 columns.
-        let gn = col0 + t;
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            let gk = k0 + kk;
-            var v = 0.0;
-            if (gn < p.n && gk < p.k) {
-                v = b[b_base + gk * p.ldb + gn];
-            }
-            b_tile[kk * TILE_VEC + t / 4u][t % 4u] = v;
-        }
+        b_tile[kk * TILE_VEC + quad] = v;
     }
 }
 

@@ -1,5 +1,7 @@
-// LayerNorm over the last dimension: one workgroup per row, mean then variance of the
-// deviations (two passes, f32, biased variance as PyTorch), by workgroup tree reductions.
+// LayerNorm over the last dimension: one workgroup per row. Mean and biased variance (as
+// PyTorch) in one pass by Welford's update per invocation, merged by a workgroup tree
+// reduction (Chan et al.'s pairwise formula), then a second pass normalizes: two reads of
+// each value, all in f32.
 // Dispatched by layer_norm.rs; rows are numbered across a 2-D grid of workgroups.
 
 // KEEP IN SYNC with `LayerNormParams` in params.rs.
@@ -28,23 +30,10 @@ const WORKGROUP_SIZE: u32 = 64u;
 // Output rows, dense: (rows, cols).
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
-
-// Tree sum of `value` over the workgroup; every invocation gets the result.
-fn workgroup_sum(value: f32, lane: u32) -> f32 {
-    partial[lane] = value;
-    workgroupBarrier();
-    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step >>= 1u) {
-        if (lane < step) {
-            partial[lane] += partial[lane + step];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // Everyone has read the result before `partial` is reused.
-    workgroupBarrier();
-    return total;
-}
+// Per invocation: (count, mean, sum of squared deviations).
+var<workgroup> partial_count: array<f32, WORKGROUP_SIZE>;
+var<workgroup> partial_mean: array<f32, WORKGROUP_SIZE>;
+var<workgroup> partial_m2: array<f32, WORKGROUP_SIZE>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn layer_norm(
@@ -59,22 +48,40 @@ fn layer_norm(
     }
     let in_base = ((row / p.group) * p.group_stride + row % p.group) * p.cols;
     let out_base = row * p.cols;
-    let inv_cols = 1.0 / f32(p.cols);
 
-    var sum = 0.0;
+    var count = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
     for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        sum += x[in_base + j];
+        let v = x[in_base + j];
+        count += 1.0;
+        let d = v - mean;
+        mean += d / count;
+        m2 += d * (v - mean);
     }
-    let mean = workgroup_sum(sum, lane) * inv_cols;
-
-    var squares = 0.0;
-    for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        let d = x[in_base + j] - mean;
-        squares += d * d;
+    partial_count[lane] = count;
+    partial_mean[lane] = mean;
+    partial_m2[lane] = m2;
+    workgroupBarrier();
+    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step >>= 1u) {
+        if (lane < step) {
+            let n_a = partial_count[lane];
+            let n_b = partial_count[lane + step];
+            let n = n_a + n_b;
+            // Both halves empty only past the end of a short row: nothing to merge.
+            if (n > 0.0) {
+                let delta = partial_mean[lane + step] - partial_mean[lane];
+                partial_mean[lane] += delta * (n_b / n);
+                partial_m2[lane] += partial_m2[lane + step] + delta * delta * (n_a * n_b / n);
+                partial_count[lane] = n;
+            }
+        }
+        workgroupBarrier();
     }
-    let rstd = inverseSqrt(workgroup_sum(squares, lane) * inv_cols + p.eps);
+    let row_mean = partial_mean[0];
+    let rstd = inverseSqrt(partial_m2[0] / f32(p.cols) + p.eps);
 
     for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        y[out_base + j] = (x[in_base + j] - mean) * rstd * weight[j] + bias[j];
+        y[out_base + j] = (x[in_base + j] - row_mean) * rstd * weight[j] + bias[j];
     }
 }

@@ -1,4 +1,7 @@
-// Row softmax in place: one workgroup per row, max and sum by workgroup tree reductions.
+// Row softmax in place: one workgroup per row. One pass finds the row's maximum and its sum
+// of exponentials together (each invocation keeps a running maximum and rescales its sum
+// when the maximum grows; partial results are merged the same way by a workgroup tree
+// reduction), a second pass writes exp(x − max) / sum: two reads and one write per value.
 // Dispatched by softmax.rs; rows are numbered across a 2-D grid of workgroups
 // (workgroup_id.y · num_workgroups.x + workgroup_id.x) so more than 65535 rows fit.
 
@@ -18,24 +21,11 @@ const WORKGROUP_SIZE: u32 = 64u;
 // The scores, replaced by probabilities: row r at offset + r·row_stride.
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+var<workgroup> partial_max: array<f32, WORKGROUP_SIZE>;
+var<workgroup> partial_sum: array<f32, WORKGROUP_SIZE>;
 
-// Tree reduction of `partial` (max when `take_max`, else sum); every invocation gets the result.
-fn reduce(value: f32, lane: u32, take_max: bool) -> f32 {
-    partial[lane] = value;
-    workgroupBarrier();
-    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step >>= 1u) {
-        if (lane < step) {
-            let other = partial[lane + step];
-            partial[lane] = select(partial[lane] + other, max(partial[lane], other), take_max);
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // Everyone has read the result before `partial` is reused.
-    workgroupBarrier();
-    return total;
-}
+// Below every score, and far enough from the f32 limit that subtracting a score stays finite.
+const LOWEST: f32 = -3.0e38;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax(
@@ -50,21 +40,33 @@ fn softmax(
     }
     let base = p.offset + row * p.row_stride;
 
-    var local_max = -3.4028235e38;
+    // Running (max, Σ exp(x − max)) over this invocation's values.
+    var m = LOWEST;
+    var s = 0.0;
     for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        local_max = max(local_max, x[base + j]);
+        let v = x[base + j];
+        let next = max(m, v);
+        s = s * exp(m - next) + exp(v - next);
+        m = next;
     }
-    let row_max = reduce(local_max, lane, true);
-
-    var local_sum = 0.0;
-    for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        let e = exp(x[base + j] - row_max);
-        x[base + j] = e;
-        local_sum += e;
+    partial_max[lane] = m;
+    partial_sum[lane] = s;
+    workgroupBarrier();
+    for (var step = WORKGROUP_SIZE / 2u; step > 0u; step >>= 1u) {
+        if (lane < step) {
+            let m_a = partial_max[lane];
+            let m_b = partial_max[lane + step];
+            let merged = max(m_a, m_b);
+            partial_sum[lane] = partial_sum[lane] * exp(m_a - merged)
+                + partial_sum[lane + step] * exp(m_b - merged);
+            partial_max[lane] = merged;
+        }
+        workgroupBarrier();
     }
-    let inv = 1.0 / reduce(local_sum, lane, false);
+    let row_max = partial_max[0];
+    let inv = 1.0 / partial_sum[0];
 
     for (var j = lane; j < p.cols; j += WORKGROUP_SIZE) {
-        x[base + j] *= inv;
+        x[base + j] = exp(x[base + j] - row_max) * inv;
     }
 }

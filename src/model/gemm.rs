@@ -17,6 +17,7 @@ pub const NR: usize = 32;
 /// Rows per register tile.
 pub const MR: usize = 12;
 /// Rows per cache block: 48 rows of a 768-wide input are 144 KiB, well inside L2.
+#[cfg(target_arch = "x86_64")]
 const MC: usize = 4 * MR;
 
 /// A linear layer's transposed weight (in, out), packed into column panels, with its bias.

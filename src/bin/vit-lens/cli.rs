@@ -143,8 +143,33 @@ fn keep_freed_memory() {
     }
 }
 
+/// Mesa's Vulkan drivers complain on stderr when `XDG_RUNTIME_DIR` is missing (containers,
+/// CI). Give them a private one so the only errors a user sees are ours.
+fn ensure_runtime_dir() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let usable = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .is_some_and(|dir| dir.is_dir());
+        if usable {
+            return;
+        }
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("vit-lens-runtime-{uid}"));
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)));
+        if made.is_ok() {
+            // Set before any thread starts.
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     keep_freed_memory();
+    ensure_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Classify(args) => classify(args),
