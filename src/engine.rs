@@ -151,8 +151,12 @@ impl Engine {
 
     /// The GPU engine: adapter, device, pipelines and weights, built once.
     pub async fn gpu(checkpoint: &Checkpoint) -> Result<Self, EngineError> {
+        let model = GpuModel::new(checkpoint).await?;
+        // Per-kernel timing splits the pass into one compute pass per dispatch; only
+        // `profile_batch` wants it.
+        model.set_kernel_timing(false);
         Ok(Self {
-            runner: Runner::Gpu(Box::new(GpuModel::new(checkpoint).await?)),
+            runner: Runner::Gpu(Box::new(model)),
             config: checkpoint.config.clone(),
             fallback_reason: None,
         })
@@ -235,7 +239,10 @@ impl Engine {
             Runner::Cpu(_) => Ok(None),
             Runner::Gpu(gpu) => {
                 self.check_input(pixels, batch, height, width)?;
-                Ok(crate::gpu::block_on(gpu.infer(pixels, batch, height, width))?.kernel_ms)
+                gpu.set_kernel_timing(true);
+                let out = crate::gpu::block_on(gpu.infer(pixels, batch, height, width));
+                gpu.set_kernel_timing(false);
+                Ok(out?.kernel_ms)
             }
         }
     }
