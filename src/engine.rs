@@ -256,12 +256,8 @@ impl Engine {
         height: usize,
         width: usize,
     ) -> Result<Vec<ImageInference>, EngineError> {
-        match &self.runner {
-            Runner::Cpu(model) => self.infer_cpu(model, pixels, batch, height, width),
-            Runner::Gpu(_) => {
-                crate::gpu::block_on(self.infer_batch_async(pixels, batch, height, width))
-            }
-        }
+        // On the CPU the future is ready at once; on the GPU this waits for the device.
+        crate::gpu::block_on(self.infer_batch_async(pixels, batch, height, width))
     }
 
     fn infer_cpu(
