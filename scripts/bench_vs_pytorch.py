@@ -110,7 +110,7 @@ def main() -> int:
         ours = json.loads(
             subprocess.run(
                 [
-                    str(args.vit_lens), "bench", "--model", str(model_dir),
+                    str(args.vit_lens), "bench", "--model", str(model_dir), "--backend", "cpu",
                     "--threads", str(args.threads), "--batch", str(args.batch),
                     "--warmup", str(args.warmup), "--runs", str(args.runs), "--json",
                 ],
