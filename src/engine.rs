@@ -34,7 +34,7 @@ impl From<candle_core::Error> for EngineError {
 }
 
 /// Which backend ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// candle on the CPU (SIMD128 in the browser).
@@ -53,7 +53,7 @@ impl std::fmt::Display for Backend {
 }
 
 /// Which backend the caller asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// The GPU when one is usable, else the CPU.

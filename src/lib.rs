@@ -3,6 +3,7 @@
 //! Layers, each calling only downward:
 //! `engine`/`analysis`/`render` → `model` → `checkpoint`/`preprocess`.
 pub mod analysis;
+pub mod app;
 pub mod checkpoint;
 pub mod engine;
 pub mod gpu;

@@ -1,0 +1,274 @@
+//! Messages between the page and the inference worker.
+//!
+//! Every message is a two-element JS array: the JSON of a [`Request`] or [`Reply`], then an
+//! array of `ArrayBuffer`s (transferred, not copied) whose meaning the message states.
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Checkpoint;
+use crate::engine::{Backend, BackendChoice};
+
+/// Page → worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Buffers: `config.json`, `model.safetensors`, then `preprocessor_config.json` when
+    /// `has_preprocessor`. The worker keeps its current model if this one fails.
+    LoadModel {
+        /// Where it came from, as the page shows it (repo id, URL or file names).
+        source: String,
+        backend: BackendChoice,
+        has_preprocessor: bool,
+    },
+    /// Rebuilds the engine of the loaded model on another backend.
+    SetBackend { backend: BackendChoice },
+    /// Buffers: the encoded image file.
+    Classify { id: u64 },
+}
+
+/// Worker → page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// The worker's wasm is running and takes requests.
+    Alive,
+    /// Progress of a long step, in words ("compiling WebGPU kernels").
+    Status { message: String },
+    /// A model is loaded and its engine built (after `LoadModel` or `SetBackend`).
+    Ready {
+        model: ModelInfo,
+        backend: BackendInfo,
+    },
+    /// Buffers: the crop as RGB bytes (`crop_width × crop_height × 3`), the logits (f32),
+    /// then every layer's attention (f32, `layers × heads × tokens × tokens`).
+    Result(ResultMeta),
+    Error {
+        scope: ErrorScope,
+        message: String,
+        /// The `Classify` id this answers, if any.
+        id: Option<u64>,
+    },
+}
+
+/// What a failure is about, so the page knows what it leaves untouched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorScope {
+    Model,
+    Backend,
+    Image,
+    Worker,
+}
+
+/// What the page shows about a loaded model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub source: String,
+    pub architecture: String,
+    /// "transformers" or "timm".
+    pub layout: String,
+    /// "f32", "f16", "bf16" or "mixed".
+    pub stored_dtype: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub hidden_size: usize,
+    pub patch_size: usize,
+    pub image_size: usize,
+    pub tokens: usize,
+    pub prefix_tokens: usize,
+    pub parameters: usize,
+    /// Multiply-accumulates per image at the native resolution.
+    pub macs: u64,
+    pub labels: Vec<String>,
+}
+
+impl ModelInfo {
+    pub fn of(checkpoint: &Checkpoint, source: &str) -> Self {
+        let config = &checkpoint.config;
+        Self {
+            source: source.to_string(),
+            architecture: checkpoint.architecture.clone(),
+            layout: checkpoint.layout.to_string(),
+            stored_dtype: checkpoint.stored_dtype.to_string(),
+            layers: config.num_layers,
+            heads: config.num_heads,
+            hidden_size: config.hidden_size,
+            patch_size: config.patch_size,
+            image_size: config.image_size,
+            tokens: config.tokens(),
+            prefix_tokens: config.prefix_tokens(),
+            parameters: checkpoint.parameter_count(),
+            macs: config.macs(),
+            labels: checkpoint.labels.clone(),
+        }
+    }
+}
+
+/// Which backend runs, in the words the page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub backend: Backend,
+    /// "WebGPU · <adapter>" or "CPU · wasm SIMD".
+    pub label: String,
+    /// Why the automatic choice ended on the CPU, if it did.
+    pub fallback_reason: Option<String>,
+}
+
+impl BackendInfo {
+    /// The label of the CPU engine (SIMD128 is always on in our wasm builds).
+    pub fn cpu(fallback_reason: Option<String>) -> Self {
+        let label = if cfg!(target_arch = "wasm32") {
+            "CPU · wasm SIMD"
+        } else {
+            "CPU · native"
+        };
+        Self {
+            backend: Backend::Cpu,
+            label: label.to_string(),
+            fallback_reason,
+        }
+    }
+
+    /// The label of the GPU engine on `adapter`.
+    pub fn gpu(adapter: Option<&crate::gpu::AdapterInfo>) -> Self {
+        let name = match adapter {
+            Some(a) if !a.name.trim().is_empty() => a.name.trim().to_string(),
+            Some(a) if a.fallback => "software adapter".to_string(),
+            Some(a) => format!("{} adapter", a.device_type),
+            None => "adapter".to_string(),
+        };
+        let api = if cfg!(target_arch = "wasm32") {
+            "WebGPU"
+        } else {
+            "GPU"
+        };
+        Self {
+            backend: Backend::Gpu,
+            label: format!("{api} · {name}"),
+            fallback_reason: None,
+        }
+    }
+}
+
+/// The numbers of one classification; the bulky arrays travel as buffers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultMeta {
+    pub id: u64,
+    pub crop_width: u32,
+    pub crop_height: u32,
+    pub layers: usize,
+    pub heads: usize,
+    pub tokens: usize,
+    pub grid_rows: usize,
+    pub grid_cols: usize,
+    pub prefix_tokens: usize,
+    /// Decode, resize, crop and normalize.
+    pub preprocess_ms: f64,
+    pub forward_ms: f64,
+    pub backend: BackendInfo,
+}
+
+impl ResultMeta {
+    /// Checks that buffers of these lengths carry what this message says.
+    pub fn check_buffers(
+        &self,
+        crop: usize,
+        logits: usize,
+        attention: usize,
+    ) -> Result<(), String> {
+        let want_crop = self.crop_width as usize * self.crop_height as usize * 3;
+        let want_attention = self.layers * self.heads * self.tokens * self.tokens;
+        if crop != want_crop {
+            return Err(format!("crop has {crop} bytes, expected {want_crop}"));
+        }
+        if logits == 0 {
+            return Err("no logits".to_string());
+        }
+        if attention != want_attention {
+            return Err(format!(
+                "attention has {attention} values, expected {want_attention}"
+            ));
+        }
+        if self.grid_rows * self.grid_cols + self.prefix_tokens != self.tokens {
+            return Err(format!(
+                "a {}×{} grid plus {} prefix tokens is not {} tokens",
+                self.grid_rows, self.grid_cols, self.prefix_tokens, self.tokens
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_through_json() {
+        let requests = [
+            Request::LoadModel {
+                source: "facebook/deit-tiny-patch16-224".into(),
+                backend: BackendChoice::Auto,
+                has_preprocessor: true,
+            },
+            Request::SetBackend {
+                backend: BackendChoice::Cpu,
+            },
+            Request::Classify { id: 7 },
+        ];
+        for request in requests {
+            let json = serde_json::to_string(&request).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
+        }
+        let json = serde_json::to_string(&Request::Classify { id: 3 }).unwrap();
+        assert_eq!(json, r#"{"type":"classify","id":3}"#);
+    }
+
+    #[test]
+    fn result_buffers_are_checked() {
+        let meta = ResultMeta {
+            id: 1,
+            crop_width: 4,
+            crop_height: 2,
+            layers: 2,
+            heads: 3,
+            tokens: 5,
+            grid_rows: 2,
+            grid_cols: 2,
+            prefix_tokens: 1,
+            preprocess_ms: 1.0,
+            forward_ms: 2.0,
+            backend: BackendInfo::cpu(None),
+        };
+        assert!(meta.check_buffers(24, 10, 150).is_ok());
+        assert!(meta
+            .check_buffers(23, 10, 150)
+            .unwrap_err()
+            .contains("crop"));
+        assert!(meta.check_buffers(24, 0, 150).is_err());
+        assert!(meta
+            .check_buffers(24, 10, 149)
+            .unwrap_err()
+            .contains("attention"));
+        let bad_grid = ResultMeta {
+            grid_cols: 3,
+            ..meta
+        };
+        assert!(bad_grid.check_buffers(24, 10, 150).is_err());
+    }
+
+    #[test]
+    fn backend_labels_name_the_backend() {
+        assert!(BackendInfo::cpu(None).label.starts_with("CPU"));
+        let adapter = crate::gpu::AdapterInfo {
+            name: String::new(),
+            vendor: 0,
+            device_type: "CPU".into(),
+            backend: "webgpu".into(),
+            fallback: true,
+        };
+        assert!(BackendInfo::gpu(Some(&adapter))
+            .label
+            .ends_with("software adapter"));
+    }
+}

@@ -1,0 +1,313 @@
+//! The inference worker. It owns the checkpoint and the engine, takes [`Request`]s one at a
+//! time in arrival order, and answers with [`Reply`]s. A failed request leaves the loaded
+//! model and engine as they were.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use js_sys::{Array, ArrayBuffer, Float32Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use super::protocol::{BackendInfo, ErrorScope, ModelInfo, Reply, Request, ResultMeta};
+use crate::checkpoint::{Checkpoint, CheckpointFiles};
+use crate::engine::{BackendChoice, Engine};
+use crate::preprocess::{preprocess_bytes, DecodeLimits};
+
+struct Loaded {
+    checkpoint: Checkpoint,
+    info: ModelInfo,
+    engine: Engine,
+    backend: BackendInfo,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(Request, Vec<ArrayBuffer>)>,
+    running: bool,
+    loaded: Option<Loaded>,
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now_ms() -> f64 {
+    scope()
+        .performance()
+        .map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+fn post(reply: &Reply, buffers: &[JsValue]) {
+    let json = match serde_json::to_string(reply) {
+        Ok(json) => json,
+        Err(e) => format!(r#"{{"type":"error","scope":"worker","message":"{e}","id":null}}"#),
+    };
+    let message = Array::of2(
+        &JsValue::from_str(&json),
+        &buffers.iter().collect::<Array>(),
+    );
+    let transfer: Array = buffers.iter().collect();
+    if let Err(e) = scope().post_message_with_transfer(&message, &transfer) {
+        web_sys::console::error_2(&"vit-lens worker: postMessage failed".into(), &e);
+    }
+}
+
+fn post_error(scope_: ErrorScope, message: String, id: Option<u64>) {
+    post(
+        &Reply::Error {
+            scope: scope_,
+            message,
+            id,
+        },
+        &[],
+    );
+}
+
+/// Starts the worker: installs the message handler and says it is alive.
+pub fn run() {
+    console_error_panic_hook::set_once();
+    let state = Rc::new(RefCell::new(State::default()));
+    let on_message =
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            match decode(&event.data()) {
+                Ok(item) => {
+                    state.borrow_mut().queue.push_back(item);
+                    let start = {
+                        let mut s = state.borrow_mut();
+                        !std::mem::replace(&mut s.running, true)
+                    };
+                    if start {
+                        wasm_bindgen_futures::spawn_local(drain(state.clone()));
+                    }
+                }
+                Err(message) => post_error(ErrorScope::Worker, message, None),
+            }
+        });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&Reply::Alive, &[]);
+}
+
+fn decode(data: &JsValue) -> Result<(Request, Vec<ArrayBuffer>), String> {
+    let array: &Array = data
+        .dyn_ref()
+        .ok_or("a message to the worker must be [json, buffers]")?;
+    let json = array
+        .get(0)
+        .as_string()
+        .ok_or("a message to the worker must start with its JSON")?;
+    let request: Request =
+        serde_json::from_str(&json).map_err(|e| format!("unreadable request: {e}"))?;
+    let buffers = Array::from(&array.get(1))
+        .iter()
+        .map(|b| b.dyn_into::<ArrayBuffer>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "request buffers must be ArrayBuffers".to_string())?;
+    Ok((request, buffers))
+}
+
+async fn drain(state: Rc<RefCell<State>>) {
+    loop {
+        let next = state.borrow_mut().queue.pop_front();
+        let Some((request, buffers)) = next else {
+            state.borrow_mut().running = false;
+            return;
+        };
+        let loaded = state.borrow_mut().loaded.take();
+        let loaded = handle(request, buffers, loaded).await;
+        state.borrow_mut().loaded = loaded;
+    }
+}
+
+fn bytes(buffer: Option<&ArrayBuffer>) -> Vec<u8> {
+    buffer
+        .map(|b| Uint8Array::new(b).to_vec())
+        .unwrap_or_default()
+}
+
+/// Runs one request; returns what is loaded afterwards.
+async fn handle(
+    request: Request,
+    buffers: Vec<ArrayBuffer>,
+    loaded: Option<Loaded>,
+) -> Option<Loaded> {
+    match request {
+        Request::LoadModel {
+            source,
+            backend,
+            has_preprocessor,
+        } => {
+            let config = bytes(buffers.first());
+            let weights = bytes(buffers.get(1));
+            let preprocessor = has_preprocessor.then(|| bytes(buffers.get(2)));
+            let files = CheckpointFiles {
+                config_json: &config,
+                preprocessor_config_json: preprocessor.as_deref(),
+                safetensors: &weights,
+            };
+            let checkpoint = match Checkpoint::from_bytes(files) {
+                Ok(c) => c,
+                Err(e) => {
+                    post_error(
+                        ErrorScope::Model,
+                        format!("{source} is not a usable ViT checkpoint: {e}"),
+                        None,
+                    );
+                    return loaded;
+                }
+            };
+            drop(weights);
+            let info = ModelInfo::of(&checkpoint, &source);
+            match build_engine(&checkpoint, backend).await {
+                Ok((engine, backend)) => {
+                    post(
+                        &Reply::Ready {
+                            model: info.clone(),
+                            backend: backend.clone(),
+                        },
+                        &[],
+                    );
+                    Some(Loaded {
+                        checkpoint,
+                        info,
+                        engine,
+                        backend,
+                    })
+                }
+                Err(message) => {
+                    post_error(ErrorScope::Model, message, None);
+                    loaded
+                }
+            }
+        }
+        Request::SetBackend { backend } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Backend,
+                    "No model is loaded yet; pick one first.".into(),
+                    None,
+                );
+                return None;
+            };
+            match build_engine(&current.checkpoint, backend).await {
+                Ok((engine, info)) => {
+                    current.engine = engine;
+                    current.backend = info;
+                }
+                Err(message) => post_error(ErrorScope::Backend, message, None),
+            }
+            post(
+                &Reply::Ready {
+                    model: current.info.clone(),
+                    backend: current.backend.clone(),
+                },
+                &[],
+            );
+            Some(current)
+        }
+        Request::Classify { id } => {
+            let Some(current) = loaded else {
+                post_error(
+                    ErrorScope::Image,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    Some(id),
+                );
+                return None;
+            };
+            let image = bytes(buffers.first());
+            classify(&current, id, &image).await;
+            Some(current)
+        }
+    }
+}
+
+/// The app's automatic choice takes any WebGPU adapter the browser offers (software ones
+/// included: the browser decided to expose it), and the CPU when there is none or it fails.
+async fn build_engine(
+    checkpoint: &Checkpoint,
+    choice: BackendChoice,
+) -> Result<(Engine, BackendInfo), String> {
+    if choice != BackendChoice::Cpu {
+        post(
+            &Reply::Status {
+                message: "Preparing WebGPU (compiling kernels, uploading weights)…".into(),
+            },
+            &[],
+        );
+        match Engine::gpu(checkpoint).await {
+            Ok(engine) => {
+                let info = BackendInfo::gpu(engine.adapter());
+                return Ok((engine, info));
+            }
+            Err(e) if choice == BackendChoice::Gpu => {
+                return Err(format!(
+                    "WebGPU is not usable here: {e}. The CPU backend works everywhere."
+                ))
+            }
+            Err(e) => {
+                let engine = Engine::cpu(checkpoint).map_err(|e| e.to_string())?;
+                return Ok((engine, BackendInfo::cpu(Some(e.to_string()))));
+            }
+        }
+    }
+    let engine = Engine::cpu(checkpoint).map_err(|e| e.to_string())?;
+    Ok((engine, BackendInfo::cpu(None)))
+}
+
+async fn classify(current: &Loaded, id: u64, image: &[u8]) {
+    let t0 = now_ms();
+    let limits = DecodeLimits::default();
+    let pre = match preprocess_bytes(image, &current.checkpoint.preprocess, &limits) {
+        Ok(p) => p,
+        Err(e) => {
+            post_error(ErrorScope::Image, e.to_string(), Some(id));
+            return;
+        }
+    };
+    let t1 = now_ms();
+    let out = match current.engine.infer_async(&pre).await {
+        Ok(out) => out,
+        Err(e) => {
+            let message = format!(
+                "Inference failed on {}: {e}. Switch the backend to CPU and try again.",
+                current.backend.label
+            );
+            post_error(ErrorScope::Backend, message, Some(id));
+            return;
+        }
+    };
+    let t2 = now_ms();
+    let first = out.attentions.first();
+    let heads = first.map_or(0, |a| a.heads);
+    let tokens = first.map_or(0, |a| a.tokens);
+    let meta = ResultMeta {
+        id,
+        crop_width: pre.width,
+        crop_height: pre.height,
+        layers: out.attentions.len(),
+        heads,
+        tokens,
+        grid_rows: out.patch_grid.0,
+        grid_cols: out.patch_grid.1,
+        prefix_tokens: out.prefix_tokens,
+        preprocess_ms: t1 - t0,
+        forward_ms: t2 - t1,
+        backend: current.backend.clone(),
+    };
+    let crop = Uint8Array::from(pre.crop.as_raw().as_slice()).buffer();
+    let logits = Float32Array::from(out.logits.as_slice()).buffer();
+    let attention = Float32Array::new_with_length((meta.layers * heads * tokens * tokens) as u32);
+    let mut offset = 0u32;
+    for layer in &out.attentions {
+        let data = layer.data.as_slice();
+        attention.set(&Float32Array::from(data), offset);
+        offset += data.len() as u32;
+    }
+    post(
+        &Reply::Result(meta),
+        &[crop.into(), logits.into(), attention.buffer().into()],
+    );
+}

@@ -1,0 +1,382 @@
+// End-to-end tests of the web app in real headless Chromium (playwright-core, the system's
+// /usr/bin/chromium; no browser is downloaded). Run after `trunk build`:
+//   node tests/e2e/run.mjs [--dist dist] [--shots target/e2e-screenshots] [--only NAME]
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { serveStatic, serveHub } from "./server.mjs";
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const DIST = path.resolve(ROOT, opt("--dist", "dist"));
+const SHOTS = path.resolve(ROOT, opt("--shots", "target/e2e-screenshots"));
+const ONLY = opt("--only", null);
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TIMEOUT = 180_000;
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const FIXTURES = path.join(ROOT, "tests", "fixtures");
+const SAMPLES = path.join(ROOT, "assets", "samples");
+
+function modelFiles(dir) {
+  const files = {};
+  for (const f of ["config.json", "model.safetensors", "preprocessor_config.json"]) {
+    const p = path.join(dir, f);
+    if (fs.existsSync(p)) files[f] = fs.readFileSync(p);
+  }
+  return files;
+}
+
+/** The mock hub's repositories. */
+function hubRepos() {
+  const good = modelFiles(path.join(FIXTURES, "models", "vit_hf_224"));
+  const timm = modelFiles(path.join(FIXTURES, "models", "tiny_vit_timm"));
+  const broken = { ...good, "model.safetensors": Buffer.from(good["model.safetensors"].subarray(0, 4096)) };
+  const notVit = {
+    "config.json": Buffer.from(JSON.stringify({ model_type: "bert", architectures: ["BertModel"], hidden_size: 8 })),
+    "model.safetensors": good["model.safetensors"],
+  };
+  return { "test/vit-224": good, "test/tiny-timm": timm, "test/broken": broken, "test/not-a-vit": notVit };
+}
+
+async function launch(webgpu) {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "vit-lens-chromium-"));
+  const flags = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+  ];
+  if (webgpu) flags.push("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader");
+  const context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: flags,
+    viewport: { width: 1440, height: 900 },
+    deviceScaleFactor: 1,
+  });
+  return { context, close: async () => { await context.close(); fs.rmSync(userDir, { recursive: true, force: true }); } };
+}
+
+/** Records every request of a page; `allowed` are the origins it may talk to. */
+function recordRequests(page, log) {
+  page.on("request", (req) => log.push(req.url()));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") console.log(`    [console] ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => console.log(`    [pageerror] ${err.message}`));
+}
+
+function assertOrigins(log, allowed) {
+  for (const url of log) {
+    if (url.startsWith("data:") || url.startsWith("blob:")) continue;
+    const origin = new URL(url).origin;
+    assert.ok(allowed.includes(origin), `request to ${url} leaves the allowed origins ${allowed.join(", ")}`);
+  }
+}
+
+async function dropFile(page, file, name, type) {
+  const bytes = fs.readFileSync(file).toString("base64");
+  const dt = await page.evaluateHandle(
+    ({ bytes, name, type }) => {
+      const raw = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([raw], name, { type }));
+      return dt;
+    },
+    { bytes, name, type },
+  );
+  await page.dispatchEvent('[data-testid="drop-zone"]', "drop", { dataTransfer: dt });
+}
+
+async function dropBytes(page, buffer, name, type) {
+  const tmp = path.join(os.tmpdir(), `vit-lens-${process.pid}-${name}`);
+  fs.writeFileSync(tmp, buffer);
+  try {
+    await dropFile(page, tmp, name, type);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+async function predictions(page) {
+  return page.$$eval('[data-testid="prediction"]', (rows) =>
+    rows.map((r) => ({ index: +r.dataset.index, label: r.dataset.label, prob: +r.dataset.prob })),
+  );
+}
+
+async function heatmapStats(page) {
+  return page.$eval('[data-testid="heatmap"]', (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let sum = 0, sq = 0, hash = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const v = d[i] + d[i + 1] + d[i + 2];
+      sum += v; sq += v * v;
+      hash = (hash * 31 + d[i] * 7 + d[i + 1] * 3 + d[i + 2]) >>> 0;
+    }
+    const n = d.length / 4;
+    return { std: Math.sqrt(sq / n - (sum / n) ** 2), hash, width: c.width, height: c.height };
+  });
+}
+
+async function backendText(page) {
+  return (await page.textContent('[data-testid="backend"]')) ?? "";
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(
+    () => {
+      const b = document.querySelector('[data-testid="backend"]');
+      return b && !b.textContent.includes("starting") && !document.querySelector('[data-testid="model-status"]');
+    },
+    null,
+    { timeout: TIMEOUT },
+  );
+}
+
+async function waitResult(page, previous) {
+  await page.waitForFunction(
+    (prev) => {
+      const rows = document.querySelectorAll('[data-testid="prediction"]');
+      if (rows.length === 0) return false;
+      const t = document.querySelector('[data-testid="timings"]');
+      const stamp = t && t.dataset.totalMs;
+      return stamp && stamp !== prev;
+    },
+    previous ?? null,
+    { timeout: TIMEOUT },
+  );
+  return page.$eval('[data-testid="timings"]', (t) => t.dataset.totalMs);
+}
+
+const results = {};
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("webgpu: default model, drop a sample, heatmap follows the layer slider", async () => {
+  const b = await launch(true);
+  const app = await serveStatic(DIST);
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(app.url + "/");
+    await waitReady(page);
+    assert.match(await backendText(page), /WebGPU/, "the backend label names WebGPU");
+    await page.screenshot({ path: path.join(SHOTS, "01-ready-webgpu.png") });
+    await dropFile(page, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");
+    const stamp = await waitResult(page);
+    const preds = await predictions(page);
+    assert.equal(preds.length, Math.min(5, preds.length));
+    assert.ok(preds.length >= 1);
+    assert.match(await backendText(page), /WebGPU/);
+    const total = await page.$eval('[data-testid="timings"]', (t) => ({ total: +t.dataset.totalMs, forward: +t.dataset.forwardMs }));
+    results.webgpu = { preds, ...total };
+    console.log(`    WebGPU: top-1 ${preds[0].label} ${preds[0].prob.toFixed(4)}; drop→heatmap ${total.total} ms (forward ${total.forward} ms)`);
+    const last = await heatmapStats(page);
+    assert.ok(last.std > 5, `heatmap is not blank (pixel std ${last.std})`);
+    await page.screenshot({ path: path.join(SHOTS, "02-result-webgpu.png") });
+    await page.locator('[data-testid="layer-slider"]').fill("1");
+    await page.waitForFunction((h) => {
+      const c = document.querySelector('[data-testid="heatmap"]');
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let hash = 0;
+      for (let i = 0; i < d.length; i += 4) hash = (hash * 31 + d[i] * 7 + d[i + 1] * 3 + d[i + 2]) >>> 0;
+      return hash !== h;
+    }, last.hash, { timeout: 10_000 });
+    const first = await heatmapStats(page);
+    assert.notEqual(first.hash, last.hash, "the heatmap changes with the layer");
+    await page.screenshot({ path: path.join(SHOTS, "03-layer-1.png") });
+    // ← / → step the layer without re-inference.
+    await page.keyboard.press("ArrowRight");
+    const afterKey = await page.$eval('[data-testid="layer-slider"]', (s) => s.value);
+    assert.equal(afterKey, "2");
+    // Raw CLS attention of one head.
+    await page.click('[data-testid="mode-attention"]');
+    await page.selectOption('[data-testid="head-select"]', "0");
+    await page.locator('[data-testid="opacity"]').fill("0.8");
+    await page.selectOption('[data-testid="colormap"]', "inferno");
+    await page.screenshot({ path: path.join(SHOTS, "04-cls-attention.png") });
+    // Switch to the CPU: the same image runs again and must agree.
+    await page.selectOption('[data-testid="backend-select"]', "cpu");
+    await waitResult(page, stamp);
+    await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent.includes("CPU"), null, { timeout: TIMEOUT });
+    const cpu = await predictions(page);
+    assert.equal(cpu[0].label, preds[0].label, "same top-1 on CPU and WebGPU");
+    for (let i = 0; i < Math.min(cpu.length, preds.length); i++) {
+      assert.equal(cpu[i].index, preds[i].index);
+      assert.ok(Math.abs(cpu[i].prob - preds[i].prob) < 1e-3, `prob ${i}: ${cpu[i].prob} vs ${preds[i].prob}`);
+    }
+    assertOrigins(log, [app.url]);
+  } finally {
+    await b.close();
+    await app.close();
+  }
+});
+
+test("no webgpu: the CPU backend runs and agrees with WebGPU", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(app.url + "/");
+    await waitReady(page);
+    assert.match(await backendText(page), /CPU/, "no adapter: the label says CPU");
+    await dropFile(page, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");
+    await waitResult(page);
+    const preds = await predictions(page);
+    const total = await page.$eval('[data-testid="timings"]', (t) => ({ total: +t.dataset.totalMs, forward: +t.dataset.forwardMs }));
+    results.cpu = { preds, ...total };
+    console.log(`    CPU: top-1 ${preds[0].label} ${preds[0].prob.toFixed(4)}; drop→heatmap ${total.total} ms (forward ${total.forward} ms)`);
+    assert.match(await backendText(page), /CPU/);
+    assert.ok((await heatmapStats(page)).std > 5);
+    if (results.webgpu) {
+      const g = results.webgpu.preds;
+      assert.equal(preds[0].label, g[0].label);
+      for (let i = 0; i < Math.min(g.length, preds.length); i++) {
+        assert.ok(Math.abs(preds[i].prob - g[i].prob) < 1e-3, `prob ${i}: ${preds[i].prob} vs ${g[i].prob}`);
+      }
+    }
+    await page.screenshot({ path: path.join(SHOTS, "05-result-cpu.png") });
+    assertOrigins(log, [app.url]);
+  } finally {
+    await b.close();
+    await app.close();
+  }
+});
+
+test("hub: a download with progress, then the same model from the cache with the hub down", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  let hub = await serveHub(hubRepos(), { chunk: 128 * 1024, delayMs: 80 });
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await waitReady(page);
+    await dropFile(page, path.join(SAMPLES, "circle.jpg"), "circle.jpg", "image/jpeg");
+    const stamp = await waitResult(page);
+    await page.selectOption('[data-testid="model-select"]', "custom");
+    await page.fill('[data-testid="model-url"]', "test/vit-224");
+    await page.click('[data-testid="model-load"]');
+    await page.waitForSelector('[data-testid="download-progress"]', { timeout: 30_000 });
+    const seen = new Set();
+    for (let i = 0; i < 60 && seen.size < 3; i++) {
+      const v = await page.$eval('[data-testid="download-progress"]', (p) => p.dataset.loaded).catch(() => null);
+      if (v !== null) seen.add(v);
+      if (i === 3) await page.screenshot({ path: path.join(SHOTS, "06-download-progress.png") });
+      await page.waitForTimeout(100);
+    }
+    assert.ok(seen.size >= 3, `the progress bar moves (values seen: ${[...seen].join(", ")})`);
+    await waitResult(page, stamp);
+    const line = await page.textContent(".model-line");
+    assert.match(line, /test\/vit-224/);
+    const hits = hub.hits.length;
+    assert.ok(hits >= 2);
+    await hub.close();
+    // Same profile, hub stopped: the model comes from the Cache API.
+    await page.reload();
+    await waitReady(page);
+    await page.selectOption('[data-testid="model-select"]', "custom");
+    await page.fill('[data-testid="model-url"]', "test/vit-224");
+    await page.click('[data-testid="model-load"]');
+    await page.waitForFunction(() => (document.querySelector(".model-line")?.textContent ?? "").includes("test/vit-224"), null, { timeout: TIMEOUT });
+    assert.equal(await page.$('[data-testid="error"]'), null, "no error with the hub down");
+    // Clearing the cache makes the next load need the network, which is down.
+    await page.click('[data-testid="clear-cache"]');
+    await page.waitForSelector('[data-testid="notice"]');
+    await page.selectOption('[data-testid="model-select"]', "custom");
+    await page.fill('[data-testid="model-url"]', "test/tiny-timm");
+    await page.click('[data-testid="model-load"]');
+    await page.waitForSelector('[data-testid="error"]', { timeout: 30_000 });
+    assert.match(await page.textContent('[data-testid="error"]'), /network|CORS/i);
+    assertOrigins(log, [app.url, hub.url]);
+  } finally {
+    await b.close();
+    await app.close();
+    await hub.close().catch(() => {});
+  }
+});
+
+test("errors: corrupt image, non-image, broken checkpoint and a missing repo keep the result", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  const hub = await serveHub(hubRepos(), { chunk: 1 << 20, delayMs: 0 });
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await waitReady(page);
+    await dropFile(page, path.join(SAMPLES, "square.jpg"), "square.jpg", "image/jpeg");
+    await waitResult(page);
+    const before = await predictions(page);
+    const heat = await heatmapStats(page);
+    const expectKept = async () => {
+      assert.deepEqual(await predictions(page), before, "the earlier result stays");
+      assert.equal((await heatmapStats(page)).hash, heat.hash);
+    };
+    const jpeg = fs.readFileSync(path.join(SAMPLES, "square.jpg"));
+    await dropBytes(page, Buffer.concat([jpeg.subarray(0, 600), Buffer.alloc(400, 0x55)]), "corrupt.jpg", "image/jpeg");
+    await page.waitForSelector('[data-testid="error"]', { timeout: 30_000 });
+    const corrupt = await page.textContent('[data-testid="error"]');
+    console.log(`    corrupt image → ${corrupt.trim().slice(0, 120)}`);
+    await expectKept();
+    await page.screenshot({ path: path.join(SHOTS, "07-error-corrupt-image.png") });
+    await page.click('[data-testid="error"] button');
+
+    await dropBytes(page, Buffer.from("hello, this is not an image\n"), "notes.txt", "text/plain");
+    await page.waitForSelector('[data-testid="error"]', { timeout: 30_000 });
+    console.log(`    text file → ${(await page.textContent('[data-testid="error"]')).trim().slice(0, 120)}`);
+    await expectKept();
+    await page.click('[data-testid="error"] button');
+
+    for (const [repo, pattern] of [["test/broken", /not a usable ViT checkpoint/], ["test/not-a-vit", /not a usable ViT checkpoint/], ["test/missing", /404/]]) {
+      await page.selectOption('[data-testid="model-select"]', "custom");
+      await page.fill('[data-testid="model-url"]', repo);
+      await page.click('[data-testid="model-load"]');
+      await page.waitForSelector('[data-testid="error"]', { timeout: 60_000 });
+      const msg = await page.textContent('[data-testid="error"]');
+      console.log(`    ${repo} → ${msg.trim().slice(0, 140)}`);
+      assert.match(msg, pattern);
+      await expectKept();
+      if (repo === "test/broken") await page.screenshot({ path: path.join(SHOTS, "08-error-broken-checkpoint.png") });
+      await page.click('[data-testid="error"] button');
+    }
+    // The page still works: another image classifies with the model that was loaded.
+    await dropFile(page, path.join(SAMPLES, "ring.jpg"), "ring.jpg", "image/jpeg");
+    await page.waitForFunction(() => (document.querySelector(".caption")?.textContent ?? "").includes("ring"), null, { timeout: TIMEOUT });
+    assertOrigins(log, [app.url, hub.url]);
+  } finally {
+    await b.close();
+    await app.close();
+    await hub.close();
+  }
+});
+
+let failed = 0;
+for (const t of tests) {
+  if (ONLY && !t.name.includes(ONLY)) continue;
+  const t0 = Date.now();
+  try {
+    await t.fn();
+    console.log(`ok   ${t.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${t.name}\n     ${e.stack ?? e}`);
+  }
+}
+fs.writeFileSync(path.join(SHOTS, "results.json"), JSON.stringify(results, null, 1));
+console.log(`${failed ? "FAILED" : "passed"}: screenshots in ${SHOTS}`);
+process.exit(failed ? 1 : 0);
