@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of vit-lens: the native suite (CPU path against PyTorch references, GPU path
-# on whatever Vulkan/Metal/DX12 adapter exists — Mesa lavapipe in CI), then the browser suite
-# in headless Chromium with WebGPU (SwiftShader). Needs what .ci/run installs: the wasm32
-# target, wasm-bindgen-cli 0.2.130, chromium + chromium-driver, mesa-vulkan-drivers.
+# Runs every test of vit-lens:
+#   1. the native suite (CPU path against PyTorch references, GPU path on whatever
+#      Vulkan/Metal/DX12 adapter exists — Mesa lavapipe in CI),
+#   2. the wasm suite in headless Chromium (WebGPU on SwiftShader, the CPU engine in wasm),
+#   3. the web app end to end: `trunk build`, then tests/e2e/run.mjs drives the page in
+#      headless Chromium with and without WebGPU, against a local mock model hub.
+# Needs what .ci/run installs: chromium + chromium-driver, mesa-vulkan-drivers; the web build
+# tools are installed here when missing (scripts/web-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +20,18 @@ fi
 echo "==> native tests"
 cargo test
 
-echo "==> browser tests (headless Chromium, WebGPU)"
+. scripts/web-tools.sh
+
+echo "==> wasm tests in headless Chromium (WebGPU)"
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
 cargo test --target wasm32-unknown-unknown --test web
+
+echo "==> web app build (trunk build --release)"
+trunk build
+for wasm in dist/*.wasm; do
+  printf '    %s: %s bytes, %s gzip -9\n' "$wasm" "$(wc -c <"$wasm")" "$(gzip -9c "$wasm" | wc -c)"
+done
+
+echo "==> web app end to end (headless Chromium; screenshots in target/e2e-screenshots)"
+node tests/e2e/run.mjs --dist dist --shots target/e2e-screenshots

@@ -79,13 +79,24 @@ fn send(worker: &Worker, request: &Request, buffers: Vec<Vec<u8>>) -> Result<(),
         .map_err(|e| format!("could not reach the inference worker: {e:?}"))
 }
 
+/// A request and its buffers, waiting for the worker.
+type Outgoing = (Request, Vec<Vec<u8>>);
+
+/// Rollouts of one result (keyed by its address) for one fusion and discard ratio.
+struct RolloutCache {
+    result: usize,
+    fusion: HeadFusion,
+    discard: f32,
+    maps: Arc<Vec<Vec<f32>>>,
+}
+
 /// Everything the page's controls and handlers share. Signals are `Copy`, so is this.
 #[derive(Clone, Copy)]
 struct Ctx {
     worker: StoredValue<Option<Worker>, LocalStorage>,
     /// Requests made before the worker said it is alive (messages sent earlier are lost
     /// while its wasm instantiates).
-    outbox: StoredValue<Option<Vec<(Request, Vec<Vec<u8>>)>>>,
+    outbox: StoredValue<Option<Vec<Outgoing>>>,
     hub: StoredValue<String>,
     model: RwSignal<Option<ModelInfo>>,
     engine_backend: RwSignal<Option<BackendInfo>>,
@@ -801,8 +812,7 @@ fn Stage(ctx: Ctx) -> impl IntoView {
     let crop = NodeRef::<leptos::html::Canvas>::new();
     let file_input = NodeRef::<leptos::html::Input>::new();
     // Rollouts of the current result for the current fusion and discard ratio, all layers.
-    let cache: StoredValue<Option<(usize, HeadFusion, f32, Arc<Vec<Vec<f32>>>)>> =
-        StoredValue::new(None);
+    let cache: StoredValue<Option<RolloutCache>> = StoredValue::new(None);
 
     Effect::new(move |_| {
         let Some(result) = ctx.result.get() else {
@@ -819,8 +829,10 @@ fn Stage(ctx: Ctx) -> impl IntoView {
         let key = Arc::as_ptr(&result) as usize;
         let cached = cache.with_value(|c| {
             c.as_ref()
-                .filter(|(k, f, d, _)| *k == key && *f == opts.fusion && *d == opts.discard_ratio)
-                .map(|(_, _, _, r)| r.clone())
+                .filter(|c| {
+                    c.result == key && c.fusion == opts.fusion && c.discard == opts.discard_ratio
+                })
+                .map(|c| c.maps.clone())
         });
         let rollouts = match cached {
             Some(r) => r,
@@ -830,7 +842,12 @@ fn Stage(ctx: Ctx) -> impl IntoView {
                     Ok(r) => {
                         ctx.rollout_ms.set(now_ms() - t0);
                         let r = Arc::new(r);
-                        cache.set_value(Some((key, opts.fusion, opts.discard_ratio, r.clone())));
+                        cache.set_value(Some(RolloutCache {
+                            result: key,
+                            fusion: opts.fusion,
+                            discard: opts.discard_ratio,
+                            maps: r.clone(),
+                        }));
                         r
                     }
                     Err(e) => {

@@ -39,9 +39,10 @@ enum Command {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Checkpoint directory: config.json, model.safetensors, optional preprocessor_config.json.
+    /// Checkpoint directory: config.json, model.safetensors, optional preprocessor_config.json
+    /// [default: the built-in shapes model, assets/model, compiled into this binary].
     #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// CPU threads for the forward pass (default: all cores).
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
@@ -232,7 +233,24 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn load_checkpoint(dir: &Path) -> Result<Checkpoint> {
+/// The built-in model (assets/model): a ViT trained on procedurally generated shapes.
+mod builtin {
+    pub const CONFIG: &[u8] = include_bytes!("../../../assets/model/config.json");
+    pub const PREPROCESSOR: &[u8] =
+        include_bytes!("../../../assets/model/preprocessor_config.json");
+    pub const WEIGHTS: &[u8] = include_bytes!("../../../assets/model/model.safetensors");
+}
+
+/// The checkpoint in `dir`, or the built-in one.
+fn load_checkpoint(dir: Option<&Path>) -> Result<Checkpoint> {
+    let Some(dir) = dir else {
+        return Checkpoint::from_bytes(CheckpointFiles {
+            config_json: builtin::CONFIG,
+            preprocessor_config_json: Some(builtin::PREPROCESSOR),
+            safetensors: builtin::WEIGHTS,
+        })
+        .context("the built-in model (assets/model) does not load");
+    };
     if !dir.is_dir() {
         bail!(
             "model directory {} does not exist (it should hold config.json and model.safetensors)",
@@ -326,7 +344,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
         bail!("--opacity must be in [0, 1], got {}", args.opacity);
     }
     let t0 = Instant::now();
-    let checkpoint = load_checkpoint(&args.model.model)?;
+    let checkpoint = load_checkpoint(args.model.model.as_deref())?;
     let engine = build_engine(&checkpoint, args.model.backend)?;
     let load_ms = ms_since(t0);
     let channels = checkpoint.config.num_channels;
@@ -456,7 +474,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let checkpoint = load_checkpoint(&args.model.model)?;
+    let checkpoint = load_checkpoint(args.model.model.as_deref())?;
     let t0 = Instant::now();
     let engine = build_engine(&checkpoint, args.model.backend)?;
     let setup_ms = ms_since(t0);
@@ -547,7 +565,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let index_path = args.data.join("index.json");
     let index: EvalIndex = serde_json::from_slice(&read(&index_path)?)
         .with_context(|| format!("{} is not a valid index", index_path.display()))?;
-    let checkpoint = load_checkpoint(&args.model.model)?;
+    let checkpoint = load_checkpoint(args.model.model.as_deref())?;
     let engine = build_engine(&checkpoint, args.model.backend)?;
     // The set's class names, looked up among the model's labels.
     let model_class = |name: &str| {
