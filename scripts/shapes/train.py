@@ -82,9 +82,12 @@ def parse_args(argv=None):
     ap.add_argument("--pool", type=int, default=2048)
     ap.add_argument("--fresh", type=int, default=24, help="new images per step")
     ap.add_argument("--reserve-minutes", type=float, default=4.0, help="kept for export + evaluation")
+    ap.add_argument("--init", default=None,
+                    help="start from the weights of a checkpoint train.py saved (a second stage)")
     ap.add_argument("--eval-count", type=int, default=500)
     ap.add_argument("--work", default="/tmp/shapes-train")
     ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--final-name", default="final.pt", help="checkpoint file written in --work at the end")
     ap.add_argument("--bench", action="store_true")
     return ap.parse_args(argv)
 
@@ -227,10 +230,14 @@ def train(args):
     t_start = time.time()
     train_s = args.minutes * 60 - args.reserve_minutes * 60
     model = ViTForImageClassification(make_config(args.layers, 224))
-    with torch.no_grad():
-        pe = model.vit.embeddings.position_embeddings
-        pe[0, 1:] = 0.5 * sincos_2d(192, 14)
-        pe[0, 0] = 0.0
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
+        log(f"weights from {args.init}")
+    else:
+        with torch.no_grad():
+            pe = model.vit.embeddings.position_embeddings
+            pe[0, 1:] = 0.5 * sincos_2d(192, 14)
+            pe[0, 0] = 0.0
     model.train()
     nparam = sum(p.numel() for p in model.parameters())
     log(f"model: {args.layers} layers, {nparam/1e6:.2f} M params; budget {args.minutes} min "
@@ -304,7 +311,7 @@ def train(args):
     summary = {"total": {"steps": step, "images": seen, "fresh_images": pool.generated,
                          "seconds": el, "final_difficulty": difficulty}}
     log(f"training done: {step} steps, {seen} images ({pool.generated} generated), {el/60:.1f} min")
-    save_ckpt(os.path.join(args.work, "final.pt"), model, opt, step)
+    save_ckpt(os.path.join(args.work, args.final_name), model, opt, step)
     return model, summary
 
 

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import zlib from "node:zlib";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { serveStatic, serveHub } from "./server.mjs";
@@ -105,6 +106,42 @@ async function dropBytes(page, buffer, name, type) {
   } finally {
     fs.rmSync(tmp, { force: true });
   }
+}
+
+/** A PNG whose header claims `w`×`h` pixels (the pixel data is a stub). */
+function hugePng(w, h) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(Buffer.alloc(64))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+async function pasteFile(page, file, name, type) {
+  const bytes = fs.readFileSync(file).toString("base64");
+  await page.evaluate(
+    ({ bytes, name, type }) => {
+      const raw = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([raw], name, { type }));
+      window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+    },
+    { bytes, name, type },
+  );
 }
 
 async function predictions(page) {
@@ -342,6 +379,14 @@ test("errors: corrupt image, non-image, broken checkpoint and a missing repo kee
     await expectKept();
     await page.click('[data-testid="error"] button');
 
+    await dropBytes(page, hugePng(30000, 30000), "huge.png", "image/png");
+    await page.waitForSelector('[data-testid="error"]', { timeout: 30_000 });
+    const huge = await page.textContent('[data-testid="error"]');
+    console.log(`    30000×30000 PNG → ${huge.trim().slice(0, 140)}`);
+    assert.match(huge, /30000/);
+    await expectKept();
+    await page.click('[data-testid="error"] button');
+
     for (const [repo, pattern] of [["test/broken", /not a usable ViT checkpoint/], ["test/not-a-vit", /not a usable ViT checkpoint/], ["test/missing", /404/]]) {
       await page.selectOption('[data-testid="model-select"]', "custom");
       await page.fill('[data-testid="model-url"]', repo);
@@ -357,6 +402,57 @@ test("errors: corrupt image, non-image, broken checkpoint and a missing repo kee
     // The page still works: another image classifies with the model that was loaded.
     await dropFile(page, path.join(SAMPLES, "ring.jpg"), "ring.jpg", "image/jpeg");
     await page.waitForFunction(() => (document.querySelector(".caption")?.textContent ?? "").includes("ring"), null, { timeout: TIMEOUT });
+    assertOrigins(log, [app.url, hub.url]);
+  } finally {
+    await b.close();
+    await app.close();
+    await hub.close();
+  }
+});
+
+test("inputs: paste, the file picker, local checkpoint files, and a cancelled download", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  const hub = await serveHub(hubRepos(), { chunk: 64 * 1024, delayMs: 200 });
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await waitReady(page);
+    await pasteFile(page, path.join(SAMPLES, "triangle.jpg"), "triangle.jpg", "image/jpeg");
+    let stamp = await waitResult(page);
+    assert.match(await page.textContent(".caption"), /pasted image/);
+    await page.setInputFiles('[data-testid="file-input"]', path.join(SAMPLES, "cross.jpg"));
+    stamp = await waitResult(page, stamp);
+    assert.match(await page.textContent(".caption"), /cross\.jpg/);
+    const before = await predictions(page);
+
+    // A local checkpoint: config.json + model.safetensors picked together.
+    const dir = path.join(FIXTURES, "models", "tiny_vit_timm");
+    await page.setInputFiles('[data-testid="model-file-input"]', [path.join(dir, "config.json"), path.join(dir, "model.safetensors")]);
+    await page.waitForFunction(() => (document.querySelector(".model-line")?.textContent ?? "").includes("local files"), null, { timeout: TIMEOUT });
+    stamp = await waitResult(page, stamp);
+    const local = await predictions(page);
+    assert.notDeepEqual(local, before, "the image ran again on the local model");
+
+    // Only a weights file: a clear message, nothing changes.
+    await page.setInputFiles('[data-testid="model-file-input"]', [path.join(dir, "model.safetensors")]);
+    await page.waitForSelector('[data-testid="error"]');
+    assert.match(await page.textContent('[data-testid="error"]'), /config\.json/);
+    await page.click('[data-testid="error"] button');
+
+    // A slow download, cancelled: the loaded model stays.
+    await page.selectOption('[data-testid="model-select"]', "custom");
+    await page.fill('[data-testid="model-url"]', "test/vit-224");
+    await page.click('[data-testid="model-load"]');
+    await page.waitForSelector('[data-testid="download-progress"]');
+    await page.click('[data-testid="download-cancel"]');
+    await page.waitForSelector('[data-testid="notice"]');
+    assert.match(await page.textContent('[data-testid="notice"]'), /cancelled/);
+    assert.equal(await page.$('[data-testid="download-progress"]'), null);
+    assert.match(await page.textContent(".model-line"), /local files/);
+    assert.deepEqual(await predictions(page), local);
     assertOrigins(log, [app.url, hub.url]);
   } finally {
     await b.close();
