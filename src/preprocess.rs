@@ -659,9 +659,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Preproces
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
     reader.limits(decoder_limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| map_image_error(name, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| match e {
+        // Some decoders (PNG) refuse oversized images while reading the header; say how
+        // large the image is, read from the header alone.
+        ImageError::Limits(_) => {
+            header_limit_error(bytes, format, limits).unwrap_or_else(|| map_image_error(name, e))
+        }
+        e => map_image_error(name, e),
+    })?;
 
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
@@ -710,6 +715,32 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Preproces
     let mut rgb = DynamicImage::ImageRgb8(to_rgb8_like_pil(decoded));
     rgb.apply_orientation(orientation);
     Ok(rgb.into_rgb8())
+}
+
+/// The size error for an image whose decoder refused it: its dimensions, read from the header
+/// with no allocation limit (reading a header allocates no pixel memory).
+fn header_limit_error(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Option<PreprocessError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits();
+    let (width, height) = reader.into_dimensions().ok()?;
+    if width > limits.max_width || height > limits.max_height {
+        return Some(PreprocessError::TooLarge {
+            width,
+            height,
+            max_width: limits.max_width,
+            max_height: limits.max_height,
+        });
+    }
+    Some(PreprocessError::TooMuchMemory {
+        width,
+        height,
+        needed_bytes: 3 * u64::from(width) * u64::from(height),
+        limit_bytes: limits.max_alloc_bytes,
+    })
 }
 
 /// One image ready for the model.

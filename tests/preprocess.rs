@@ -980,3 +980,79 @@ fn custom_limits_apply() {
         other => panic!("expected TooMuchMemory, got {other:?}"),
     }
 }
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose header claims `width`×`height` 8-bit RGB pixels; the pixel data is a stub.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+        out
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+#[test]
+fn oversized_rgb_png_names_its_size() {
+    // The PNG decoder itself refuses 30000×30000 RGB (2.7 GB) while reading the header; the
+    // message must still say how large the image is and what the limit is.
+    let e = decode(&png_header_only(30000, 30000), &DecodeLimits::default())
+        .expect_err("2.7 GB of pixels");
+    let msg = e.to_string();
+    assert!(
+        matches!(
+            e,
+            PreprocessError::TooLarge {
+                width: 30000,
+                height: 30000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        msg.contains("30000×30000") && msg.contains("scale it down"),
+        "{msg}"
+    );
+    // Within the side limit but over the memory limit: the memory error, with the size.
+    let e = decode(&png_header_only(16000, 16000), &DecodeLimits::default())
+        .expect_err("768 MB of pixels");
+    assert!(
+        matches!(
+            e,
+            PreprocessError::TooMuchMemory {
+                width: 16000,
+                height: 16000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
