@@ -218,7 +218,40 @@ async fn handle(
                 return None;
             };
             let image = bytes(buffers.first());
-            classify(&current, id, &image).await;
+            let Err(gpu_error) = classify(&current, id, &image).await else {
+                return Some(current);
+            };
+            // The GPU failed mid-run (device lost, out of memory): continue on the CPU with
+            // the same checkpoint and say so; the page then runs the image again.
+            let mut current = current;
+            match Engine::cpu(&current.checkpoint) {
+                Ok(engine) => {
+                    current.engine = engine;
+                    current.backend = BackendInfo::cpu(Some(format!(
+                        "WebGPU failed during inference: {gpu_error}"
+                    )));
+                    post(
+                        &Reply::Ready {
+                            model: current.info.clone(),
+                            backend: current.backend.clone(),
+                        },
+                        &[],
+                    );
+                    // The page runs its last image again on every Ready.
+                    post_error(
+                        ErrorScope::Backend,
+                        format!(
+                            "WebGPU failed ({gpu_error}); vit-lens switched to the CPU and runs the image again."
+                        ),
+                        Some(id),
+                    );
+                }
+                Err(e) => post_error(
+                    ErrorScope::Backend,
+                    format!("WebGPU failed ({gpu_error}) and the CPU engine could not start: {e}"),
+                    Some(id),
+                ),
+            }
             Some(current)
         }
     }
@@ -257,26 +290,28 @@ async fn build_engine(
     Ok((engine, BackendInfo::cpu(None)))
 }
 
-async fn classify(current: &Loaded, id: u64, image: &[u8]) {
+/// Classifies one image and posts the result or the error. Returns the engine's error when
+/// the GPU backend failed, so the caller can fall back to the CPU.
+async fn classify(current: &Loaded, id: u64, image: &[u8]) -> Result<(), String> {
     let t0 = now_ms();
     let limits = DecodeLimits::default();
     let pre = match preprocess_bytes(image, &current.checkpoint.preprocess, &limits) {
         Ok(p) => p,
         Err(e) => {
             post_error(ErrorScope::Image, e.to_string(), Some(id));
-            return;
+            return Ok(());
         }
     };
     let t1 = now_ms();
     let out = match current.engine.infer_async(&pre).await {
         Ok(out) => out,
+        Err(e) if current.backend.backend == crate::engine::Backend::Gpu => {
+            return Err(e.to_string());
+        }
         Err(e) => {
-            let message = format!(
-                "Inference failed on {}: {e}. Switch the backend to CPU and try again.",
-                current.backend.label
-            );
+            let message = format!("Inference failed on {}: {e}.", current.backend.label);
             post_error(ErrorScope::Backend, message, Some(id));
-            return;
+            return Ok(());
         }
     };
     let t2 = now_ms();
@@ -310,4 +345,5 @@ async fn classify(current: &Loaded, id: u64, image: &[u8]) {
         &Reply::Result(meta),
         &[crop.into(), logits.into(), attention.buffer().into()],
     );
+    Ok(())
 }
