@@ -462,8 +462,7 @@ def evaluate(out, count):
 def write_readme(out, args, summary, results, keys, wall_s):
     size = os.path.getsize(os.path.join(out, "model.safetensors"))
     g = results.get("generated_224", {})
-    cmd = (f"python3 scripts/shapes/train.py --out {args.out} --minutes {args.minutes:g} "
-           f"--layers {args.layers} --threads {args.threads} --seed {args.seed}")
+    cmd = "python3 scripts/shapes/train.py " + " ".join(sys.argv[1:])
 
     def fmt(r):
         s = f"accuracy **{r['accuracy']*100:.1f} %** (n={r['n']})"
@@ -496,10 +495,15 @@ def write_readme(out, args, summary, results, keys, wall_s):
         "",
         "## Training",
         "",
+        "`bash scripts/shapes/train_default.sh` reproduces this model from scratch; this",
+        "export is the last stage it runs:",
+        "",
         "```",
         cmd,
         "```",
         "",
+        *([f"This stage starts from the weights of the previous one (`--init`); its log is",
+           "`train_log_stage1.txt`.", ""] if args.init else []),
         "Data: `scripts/shapes/shapes.py` at 224 px, from a seeded stream",
         f"(`SeedSequence([{args.seed}, 1])`): a pool of {args.pool} images of which {args.fresh} are",
         "replaced by new ones every step; batches are drawn from the pool under a random flip /",
