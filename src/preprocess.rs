@@ -724,9 +724,23 @@ fn header_limit_error(
     format: ImageFormat,
     limits: &DecodeLimits,
 ) -> Option<PreprocessError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.no_limits();
-    let (width, height) = reader.into_dimensions().ok()?;
+    // PNG's size is at a fixed place in its header; read it directly, because on 32-bit
+    // targets (wasm32) the decoder refuses huge images even without limits.
+    let from_ihdr = (format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR")
+        .then(|| {
+            let be = |at: usize| {
+                u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+            };
+            (be(16), be(20))
+        });
+    let (width, height) = match from_ihdr {
+        Some(size) => size,
+        None => {
+            let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+            reader.no_limits();
+            reader.into_dimensions().ok()?
+        }
+    };
     if width > limits.max_width || height > limits.max_height {
         return Some(PreprocessError::TooLarge {
             width,

@@ -33,7 +33,24 @@ const LOCAL_KEY: &str = "local";
 /// Mounts the app on `<body>`.
 pub fn mount() {
     console_error_panic_hook::set_once();
+    register_service_worker();
     leptos::mount::mount_to_body(App);
+}
+
+/// The service worker (`sw.js`) keeps the page and the built-in model available offline.
+/// Browsers without one (or pages not served from a secure origin) simply go without.
+fn register_service_worker() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let container = window.navigator().service_worker();
+    let promise = container.register("./sw.js");
+    // Before mounting, Leptos' executor is not set up yet: use wasm-bindgen's.
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+            web_sys::console::warn_2(&"vit-lens: no offline support".into(), &e);
+        }
+    });
 }
 
 #[derive(Clone, Debug, PartialEq)]

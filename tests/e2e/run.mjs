@@ -286,6 +286,16 @@ test("no webgpu: the CPU backend runs and agrees with WebGPU", async () => {
     }
     await page.screenshot({ path: path.join(SHOTS, "05-result-cpu.png") });
     assertOrigins(log, [app.url]);
+    // Offline: with the server gone, the service worker still serves the page, the built-in
+    // model and the samples.
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await app.close();
+    await page.reload();
+    await waitReady(page);
+    await page.click('[data-testid="sample"][data-file="circle.jpg"]');
+    await page.waitForFunction(() => (document.querySelector(".caption")?.textContent ?? "").includes("circle"), null, { timeout: TIMEOUT });
+    assert.equal(await page.$('[data-testid="error"]'), null, "no error offline");
+    await page.screenshot({ path: path.join(SHOTS, "09-offline.png") });
   } finally {
     await b.close();
     await app.close();
