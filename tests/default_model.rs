@@ -1,5 +1,7 @@
 //! The built-in model (assets/model): vit-lens against transformers on the shipped samples,
-//! and its quality on the committed held-out set through the CLI's `eval`.
+//! and its quality on the committed held-out set through the CLI's `eval`. Native only: they
+//! read files from disk and run the CLI.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::process::Command;
 
