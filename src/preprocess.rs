@@ -672,13 +672,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Preproces
     if width == 0 || height == 0 {
         return Err(PreprocessError::NoPixels { width, height });
     }
-    if width > limits.max_width || height > limits.max_height {
-        return Err(PreprocessError::TooLarge {
-            width,
-            height,
-            max_width: limits.max_width,
-            max_height: limits.max_height,
-        });
+    if let Some(e) = too_large(width, height, limits) {
+        return Err(e);
     }
     // A malformed EXIF block should not make an otherwise fine image unusable.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -741,19 +736,21 @@ fn header_limit_error(
             reader.into_dimensions().ok()?
         }
     };
-    if width > limits.max_width || height > limits.max_height {
-        return Some(PreprocessError::TooLarge {
-            width,
-            height,
-            max_width: limits.max_width,
-            max_height: limits.max_height,
-        });
-    }
-    Some(PreprocessError::TooMuchMemory {
+    too_large(width, height, limits).or(Some(PreprocessError::TooMuchMemory {
         width,
         height,
         needed_bytes: 3 * u64::from(width) * u64::from(height),
         limit_bytes: limits.max_alloc_bytes,
+    }))
+}
+
+/// The error for an image wider or taller than `limits` allow, if it is.
+fn too_large(width: u32, height: u32, limits: &DecodeLimits) -> Option<PreprocessError> {
+    (width > limits.max_width || height > limits.max_height).then_some(PreprocessError::TooLarge {
+        width,
+        height,
+        max_width: limits.max_width,
+        max_height: limits.max_height,
     })
 }
 

@@ -887,6 +887,16 @@ fn Stage(ctx: Ctx) -> impl IntoView {
             }
             Err(e) => ctx.fail(e),
         }
+        if let Some(started) = ctx.started_at.try_update_value(Option::take).flatten() {
+            ctx.total_ms.set(Some(now_ms() - started));
+        }
+    });
+
+    // The plain crop changes only with the result, not with the heatmap controls.
+    Effect::new(move |_| {
+        let Some(result) = ctx.result.get() else {
+            return;
+        };
         if let Some(canvas) = crop.get() {
             let rgba: Vec<u8> = result
                 .crop
@@ -894,9 +904,6 @@ fn Stage(ctx: Ctx) -> impl IntoView {
                 .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
                 .collect();
             draw_rgba(&canvas, result.crop.width(), result.crop.height(), &rgba);
-        }
-        if let Some(started) = ctx.started_at.try_update_value(Option::take).flatten() {
-            ctx.total_ms.set(Some(now_ms() - started));
         }
     });
 
