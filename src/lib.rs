@@ -1,7 +1,7 @@
 //! vit-lens: a Vision Transformer (ViT / DeiT) that shows its work.
 //!
 //! Layers, each calling only downward:
-//! `engine`/`analysis`/`render` → `model` → `checkpoint`/`preprocess`.
+//! `teach`/`engine`/`analysis`/`render` → `model` → `checkpoint`/`preprocess`.
 pub mod analysis;
 pub mod app;
 pub mod checkpoint;
@@ -10,3 +10,4 @@ pub mod gpu;
 pub mod model;
 pub mod preprocess;
 pub mod render;
+pub mod teach;

@@ -6,7 +6,7 @@ pub mod kernels;
 mod vit;
 
 pub use interpolate::resize_position_grid;
-pub use vit::{CpuOptions, VisionTransformer};
+pub use vit::{CpuOptions, Recorder, Stage, VisionTransformer};
 
 /// Why a forward pass failed.
 #[derive(Debug, thiserror::Error)]

@@ -174,12 +174,20 @@ struct Block {
 
 impl Block {
     /// xs: (batch, tokens, hidden) → (same, attention probabilities (batch, heads, tokens, tokens)).
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    /// `record` sees the block's intermediate tensors (layer `layer`), each (batch, tokens, hidden).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        layer: usize,
+        record: &mut Recorder<'_>,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let (b, t, d) = xs.dims3()?;
         let h = self.num_heads;
         let dh = d / h;
 
-        let normed = self.norm1.forward(xs)?.reshape((b * t, d))?;
+        let normed = self.norm1.forward(xs)?;
+        record(Stage::Norm1(layer), &normed)?;
+        let normed = normed.reshape((b * t, d))?;
         let qkv = self.qkv.forward(&normed)?; // (batch·tokens, 3·hidden)
         let (context, probs) = if matches!(self.qkv, Dense::Packed(_)) {
             // Per head straight from the qkv rows: no transposes, scores never leave the block.
@@ -214,17 +222,51 @@ impl Block {
             (context, probs)
         };
         let xs = self.proj.forward_residual(&context, xs)?;
+        record(Stage::AttentionResidual(layer), &xs)?;
 
-        let normed = self.norm2.forward(&xs)?.reshape((b * t, d))?;
+        let normed = self.norm2.forward(&xs)?;
+        record(Stage::Norm2(layer), &normed)?;
+        let normed = normed.reshape((b * t, d))?;
         let gelu = match self.activation {
             Activation::GeluErf => Gelu::Erf,
             Activation::GeluTanh => Gelu::Tanh,
         };
         let hidden = self.fc1.forward_gelu(&normed, gelu)?;
         let xs = self.fc2.forward_residual(&hidden, &xs)?;
+        record(Stage::MlpResidual(layer), &xs)?;
         Ok((xs, probs))
     }
 }
+
+/// A point in the forward pass whose tensor [`VisionTransformer::forward_recorded`] shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The normalized input, (batch, channels, height, width).
+    Pixels,
+    /// The input cut into flattened patches, (batch, patches, channels·patch·patch), each
+    /// patch channel-major (all red values, then green, then blue) as the convolution reads it.
+    Patches,
+    /// The linear patch embedding, (batch, patches, hidden).
+    PatchEmbedding,
+    /// Prefix token(s) prepended and position embeddings added, (batch, tokens, hidden):
+    /// the encoder's input.
+    Embeddings,
+    /// LayerNorm before attention in layer l, (batch, tokens, hidden).
+    Norm1(usize),
+    /// The residual stream after attention: input + MHSA(LN(input)).
+    AttentionResidual(usize),
+    /// LayerNorm before the MLP.
+    Norm2(usize),
+    /// The residual stream after the MLP: the block's output.
+    MlpResidual(usize),
+    /// The final LayerNorm of the prefix tokens, (batch, prefix tokens, hidden).
+    FinalNorm,
+    /// Classifier output, (batch, classes).
+    Logits,
+}
+
+/// Receives each [`Stage`]'s tensor during a forward pass.
+pub type Recorder<'a> = dyn FnMut(Stage, &Tensor) -> candle_core::Result<()> + 'a;
 
 /// Choices of CPU kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,6 +408,15 @@ impl VisionTransformer {
         &self,
         pixels: &Tensor,
     ) -> Result<(Tensor, Vec<Tensor>), ModelError> {
+        self.forward_recorded(pixels, &mut |_, _| Ok(()))
+    }
+
+    /// [`Self::forward_with_attention`], showing `record` the tensor of every [`Stage`] in order.
+    pub fn forward_recorded(
+        &self,
+        pixels: &Tensor,
+        record: &mut Recorder<'_>,
+    ) -> Result<(Tensor, Vec<Tensor>), ModelError> {
         let (b, c, height, width) = pixels.dims4()?;
         let cfg = &self.cfg;
         let p = cfg.patch_size;
@@ -385,25 +436,29 @@ impl VisionTransformer {
         let n = gh * gw;
 
         // Patch embedding: a stride-p convolution is a GEMM over non-overlapping patches.
+        let pixels = pixels.to_dtype(DType::F32)?;
+        record(Stage::Pixels, &pixels)?;
         let patches = pixels
-            .to_dtype(DType::F32)?
             .narrow(2, 0, gh * p)?
             .narrow(3, 0, gw * p)?
             .reshape((b, c, gh, p, gw, p))?
             .permute([0, 2, 4, 1, 3, 5])?
             .contiguous()?
             .reshape((b * n, c * p * p))?;
+        record(Stage::Patches, &patches.reshape((b, n, c * p * p))?)?;
         let patch_tokens = self.patch_embed.forward(&patches)?.reshape((b, n, d))?;
+        record(Stage::PatchEmbedding, &patch_tokens)?;
         let prefix = self
             .prefix
             .unsqueeze(0)?
             .broadcast_as((b, cfg.prefix_tokens(), d))?;
         let mut xs = Tensor::cat(&[&prefix, &patch_tokens], 1)?
             .broadcast_add(&self.position_embeddings((gh, gw))?)?;
+        record(Stage::Embeddings, &xs)?;
 
         let mut attentions = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
-            let (next, probs) = block.forward(&xs)?;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let (next, probs) = block.forward(&xs, layer, record)?;
             xs = next;
             attentions.push(probs);
         }
@@ -412,6 +467,7 @@ impl VisionTransformer {
         let prefix_out = self
             .norm
             .forward(&xs.narrow(1, 0, cfg.prefix_tokens())?.contiguous()?)?;
+        record(Stage::FinalNorm, &prefix_out)?;
         let cls = prefix_out.get_on_dim(1, 0)?;
         let logits = match (cfg.classifier, &self.head_dist) {
             (Classifier::ClsAndDistillation, Some(head_dist)) => {
@@ -420,7 +476,9 @@ impl VisionTransformer {
             }
             _ => self.head.forward(&cls)?,
         };
-        Ok((logits.contiguous()?, attentions))
+        let logits = logits.contiguous()?;
+        record(Stage::Logits, &logits)?;
+        Ok((logits, attentions))
     }
 
     /// Logits only: (batch, classes).

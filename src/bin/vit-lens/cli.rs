@@ -35,6 +35,26 @@ enum Command {
     Bench(BenchArgs),
     /// Score a labelled image set: accuracy, and whether the rollout points at the object.
     Eval(EvalArgs),
+    /// Print the teaching statistics the web app shows, as JSON: model card, principal
+    /// components of the patch-embedding filters, position-embedding similarity and, with an
+    /// image, every step of the forward pass and each head's mean attention distance.
+    Teach(TeachArgs),
+}
+
+#[derive(Args)]
+struct TeachArgs {
+    /// Checkpoint directory [default: the built-in shapes model].
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// An image file; without it (and without --pixels) only the model's statistics are printed.
+    #[arg(long, value_name = "FILE", conflicts_with = "pixels")]
+    image: Option<PathBuf>,
+    /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
+    #[arg(long, value_name = "FILE")]
+    pixels: Option<PathBuf>,
+    /// Write the JSON here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -176,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify(args),
         Command::Bench(args) => bench(args),
         Command::Eval(args) => eval(args),
+        Command::Teach(args) => teach(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -330,6 +351,40 @@ fn image_from_pixels(
             v.round().clamp(0.0, 255.0) as u8
         }))
     })
+}
+
+fn teach(args: TeachArgs) -> Result<()> {
+    let checkpoint = load_checkpoint(args.model.as_deref())?;
+    let model = vit_lens::model::VisionTransformer::new(&checkpoint, &candle_core::Device::Cpu)
+        .context("cannot build the model on the CPU")?;
+    let channels = checkpoint.config.num_channels;
+    let input = match (&args.image, &args.pixels) {
+        (Some(path), _) => {
+            let pre = preprocess_bytes(
+                &read(path)?,
+                &checkpoint.preprocess,
+                &DecodeLimits::default(),
+            )
+            .with_context(|| format!("cannot use the image {}", path.display()))?;
+            Some((pre.pixel_values, pre.height as usize, pre.width as usize))
+        }
+        (None, Some(path)) => Some(read_pixels(path, channels)?),
+        (None, None) => None,
+    };
+    let pixels = input
+        .map(|(values, h, w)| {
+            candle_core::Tensor::from_vec(values, (1, channels, h, w), &candle_core::Device::Cpu)
+        })
+        .transpose()?;
+    let teaching = vit_lens::teach::teaching(&checkpoint, &model, pixels.as_ref())
+        .context("cannot compute the teaching statistics")?;
+    let json = serde_json::to_string(&teaching)?;
+    match &args.out {
+        Some(path) => std::fs::write(path, json)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
 }
 
 fn classify(args: ClassifyArgs) -> Result<()> {
