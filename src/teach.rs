@@ -421,6 +421,9 @@ pub struct ImageStats {
     pub hidden_size: usize,
     /// Mean attention distance in pixels, (layers, heads).
     pub attention_distance: Vec<Vec<f32>>,
+    /// The CLS token's attention over the patches, (layers, heads, patches): its rows without
+    /// the prefix-token columns, not renormalized.
+    pub cls_attention: Vec<Vec<Vec<f32>>>,
 }
 
 /// Everything the teaching views show.
@@ -637,6 +640,7 @@ pub fn inspect_image(model: &VisionTransformer, pixels: &Tensor) -> Result<Image
         "class probabilities (class 0 first)",
     ));
     let mut attention_distance = Vec::with_capacity(attentions.len());
+    let mut cls_attention = Vec::with_capacity(attentions.len());
     for layer in &attentions {
         let (_, heads, tokens, _) = layer.dims4()?;
         let data = layer.flatten_all()?.to_vec1::<f32>()?;
@@ -649,6 +653,11 @@ pub fn inspect_image(model: &VisionTransformer, pixels: &Tensor) -> Result<Image
             prefix,
             cfg.patch_size,
         )?);
+        cls_attention.push(
+            (0..heads)
+                .map(|h| layer.row(h, 0)[prefix..].to_vec())
+                .collect(),
+        );
     }
     Ok(ImageStats {
         grid_rows: grid.0,
@@ -658,6 +667,7 @@ pub fn inspect_image(model: &VisionTransformer, pixels: &Tensor) -> Result<Image
         patch_embeddings,
         hidden_size: cfg.hidden_size,
         attention_distance,
+        cls_attention,
     })
 }
 

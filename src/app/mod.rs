@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod protocol;
+pub mod teach_view;
 pub mod view;
 
 #[cfg(target_arch = "wasm32")]

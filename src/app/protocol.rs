@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::{Backend, BackendChoice};
+use crate::teach::Teaching;
 
 /// Page → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,9 @@ pub enum Request {
     SetBackend { backend: BackendChoice },
     /// Buffers: the encoded image file.
     Classify { id: u64 },
+    /// The teaching statistics of the loaded model, and of the image classified as `id` when
+    /// it is the worker's latest.
+    Inspect { id: Option<u64> },
 }
 
 /// Worker → page.
@@ -42,6 +46,11 @@ pub enum Reply {
     /// Buffers: the crop as RGB bytes (`crop_width × crop_height × 3`), the logits (f32),
     /// then every layer's attention (f32, `layers × heads × tokens × tokens`).
     Result(ResultMeta),
+    /// Answers `Inspect`; `teaching.image` is set when the image `id` was still available.
+    Teaching {
+        id: Option<u64>,
+        teaching: Box<Teaching>,
+    },
     Error {
         scope: ErrorScope,
         message: String,
@@ -57,6 +66,8 @@ pub enum ErrorScope {
     Model,
     Backend,
     Image,
+    /// The teaching views' statistics.
+    Teaching,
     Worker,
 }
 
@@ -215,6 +226,8 @@ mod tests {
                 backend: BackendChoice::Cpu,
             },
             Request::Classify { id: 7 },
+            Request::Inspect { id: Some(7) },
+            Request::Inspect { id: None },
         ];
         for request in requests {
             let json = serde_json::to_string(&request).unwrap();

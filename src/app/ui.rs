@@ -18,10 +18,14 @@ use super::hub::{
 };
 use super::net::{blob_bytes, clear_cache, fetch_bytes, open_cache, FetchError};
 use super::protocol::{BackendInfo, ErrorScope, ModelInfo, Reply, Request};
+use super::teach_view::TeachView;
 use super::view::{MapKind, StoredInference, ViewOptions};
 use crate::analysis::HeadFusion;
 use crate::engine::BackendChoice;
 use crate::render::Colormap;
+use crate::teach::Teaching;
+
+mod teach;
 
 /// Images above this size are refused before they are read.
 const MAX_IMAGE_FILE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
@@ -146,6 +150,20 @@ struct Ctx {
     started_at: StoredValue<Option<f64>>,
     /// From the user's drop (or click) to the heatmap on screen, ms.
     total_ms: RwSignal<Option<f64>>,
+    /// Where the loaded model came from (hub repo or folder URL), for the model card.
+    model_url: RwSignal<Option<String>>,
+    pending_url: StoredValue<Option<String>>,
+    /// Classify (heatmap) or Teach (the teaching views).
+    teach_mode: RwSignal<bool>,
+    teach_view: RwSignal<TeachView>,
+    /// The teaching statistics and the result id they describe (None: model only).
+    teaching: RwSignal<Option<(Option<u64>, Arc<Teaching>)>>,
+    /// The last Inspect request (result id, model source), so each is asked once.
+    teaching_asked: StoredValue<Option<(Option<u64>, String)>>,
+    teaching_error: RwSignal<Option<String>>,
+    tour_step: RwSignal<usize>,
+    projector: RwSignal<bool>,
+    help: RwSignal<bool>,
 }
 
 impl Ctx {
@@ -183,6 +201,16 @@ impl Ctx {
             rollout_ms: RwSignal::new(0.0),
             started_at: StoredValue::new(None),
             total_ms: RwSignal::new(None),
+            model_url: RwSignal::new(None),
+            pending_url: StoredValue::new(None),
+            teach_mode: RwSignal::new(query_param("teach").is_some()),
+            teach_view: RwSignal::new(TeachView::Tokens),
+            teaching: RwSignal::new(None),
+            teaching_asked: StoredValue::new(None),
+            teaching_error: RwSignal::new(None),
+            tour_step: RwSignal::new(0),
+            projector: RwSignal::new(query_param("projector").is_some()),
+            help: RwSignal::new(false),
         }
     }
 
@@ -293,6 +321,10 @@ impl Ctx {
         } else {
             remote.display()
         };
+        self.pending_url.set_value(Some(match &remote {
+            Remote::Hub { hub, repo, .. } => format!("{hub}/{repo}"),
+            Remote::Folder { base } => base.clone(),
+        }));
         self.error.set(None);
         self.notice.set(None);
         leptos::task::spawn_local(async move {
@@ -409,6 +441,11 @@ impl Ctx {
                 let changed_model = self.model.with_untracked(|m| {
                     m.as_ref().map(|m| (&m.source, m.layers)) != Some((&model.source, layers))
                 });
+                if changed_model {
+                    self.model_url.set(self.pending_url.get_value());
+                    self.teaching.set(None);
+                    self.teaching_asked.set_value(None);
+                }
                 self.model.set(Some(model));
                 self.engine_backend.set(Some(backend));
                 self.loading_model.set(false);
@@ -451,6 +488,11 @@ impl Ctx {
                     Err(e) => self.fail(format!("The worker sent a malformed result: {e}")),
                 }
             }
+            Reply::Teaching { id, teaching } => {
+                self.status.set(String::new());
+                self.teaching_error.set(None);
+                self.teaching.set(Some((id, Arc::from(teaching))));
+            }
             Reply::Error { scope, message, id } => {
                 if let Some(id) = id {
                     self.pending.update_value(|p| drop(p.remove(&id)));
@@ -469,6 +511,11 @@ impl Ctx {
                                 crate::engine::Backend::Gpu => BackendChoice::Gpu,
                             });
                         }
+                    }
+                    ErrorScope::Teaching => {
+                        self.status.set(String::new());
+                        self.teaching_error.set(Some(message));
+                        return;
                     }
                     ErrorScope::Image | ErrorScope::Worker => {}
                 }
@@ -594,7 +641,11 @@ fn App() -> impl IntoView {
             .target()
             .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
             .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"));
-        if typing {
+        if typing || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        if teach::on_key(ctx, &ev.key()) {
+            ev.prevent_default();
             return;
         }
         let layers = ctx
@@ -611,14 +662,21 @@ fn App() -> impl IntoView {
         ev.prevent_default();
     });
 
+    teach::ask_for_teaching(ctx);
     view! {
-        <div class="app" class:dragging=move || drag_over.get()>
+        <div class="app" class:dragging=move || drag_over.get() class:projector=move || ctx.projector.get()>
             <Header ctx=ctx/>
             <DownloadBar ctx=ctx/>
             <ErrorBanner ctx=ctx/>
+            <teach::ModeBar ctx=ctx/>
             <main class="main">
                 <div class="left">
-                    <Stage ctx=ctx/>
+                    <div class:hidden=move || ctx.teach_mode.get()>
+                        <Stage ctx=ctx/>
+                    </div>
+                    <Show when=move || ctx.teach_mode.get()>
+                        <teach::TeachPanel ctx=ctx/>
+                    </Show>
                     <Samples ctx=ctx/>
                 </div>
                 <aside class="side">
@@ -627,6 +685,7 @@ fn App() -> impl IntoView {
                     <Timings ctx=ctx/>
                 </aside>
             </main>
+            <teach::Shortcuts ctx=ctx/>
             <footer class="footer">
                 "Images stay on this device: they are decoded and classified inside this page. "
                 "Only model files are downloaded, from the page itself or the model host you pick."

@@ -48,6 +48,8 @@ impl Default for ViewOptions {
 /// One classification as the page stores it.
 #[derive(Clone, Debug)]
 pub struct StoredInference {
+    /// The id of the request that produced it.
+    pub id: u64,
     /// The image's name as the user gave it (file name, "pasted image", sample name).
     pub name: String,
     /// What the model saw.
@@ -84,6 +86,7 @@ impl StoredInference {
         let probs = softmax(logits);
         let top = top_k(&probs, labels, 5);
         Ok(Self {
+            id: meta.id,
             name,
             crop,
             probs,

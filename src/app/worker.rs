@@ -14,13 +14,21 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use super::protocol::{BackendInfo, ErrorScope, ModelInfo, Reply, Request, ResultMeta};
 use crate::checkpoint::{Checkpoint, CheckpointFiles};
 use crate::engine::{BackendChoice, Engine};
-use crate::preprocess::{preprocess_bytes, DecodeLimits};
+use crate::model::VisionTransformer;
+use crate::preprocess::{preprocess_bytes, DecodeLimits, Preprocessed};
+use crate::teach::{inspect_image, model_stats, ModelStats, Teaching};
 
 struct Loaded {
     checkpoint: Checkpoint,
     info: ModelInfo,
     engine: Engine,
     backend: BackendInfo,
+    /// The latest classified image's model input, for the teaching views.
+    last_input: Option<(u64, Preprocessed)>,
+    /// A CPU copy of the model for the teaching views' step-by-step forward pass, built on
+    /// first use.
+    teacher: Option<VisionTransformer>,
+    model_stats: Option<ModelStats>,
 }
 
 #[derive(Default)]
@@ -175,6 +183,9 @@ async fn handle(
                         info,
                         engine,
                         backend,
+                        last_input: None,
+                        teacher: None,
+                        model_stats: None,
                     })
                 }
                 Err(message) => {
@@ -218,12 +229,18 @@ async fn handle(
                 return None;
             };
             let image = bytes(buffers.first());
-            let Err(gpu_error) = classify(&current, id, &image).await else {
-                return Some(current);
+            let mut current = current;
+            let gpu_error = match classify(&current, id, &image).await {
+                Ok(input) => {
+                    if input.is_some() {
+                        current.last_input = input.map(|pre| (id, pre));
+                    }
+                    return Some(current);
+                }
+                Err(e) => e,
             };
             // The GPU failed mid-run (device lost, out of memory): continue on the CPU with
             // the same checkpoint and say so; the page then runs the image again.
-            let mut current = current;
             match Engine::cpu(&current.checkpoint) {
                 Ok(engine) => {
                     current.engine = engine;
@@ -254,7 +271,77 @@ async fn handle(
             }
             Some(current)
         }
+        Request::Inspect { id } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Teaching,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    None,
+                );
+                return None;
+            };
+            post(
+                &Reply::Status {
+                    message: "Computing the teaching views…".into(),
+                },
+                &[],
+            );
+            match inspect(&mut current, id) {
+                Ok(teaching) => post(
+                    &Reply::Teaching {
+                        id,
+                        teaching: Box::new(teaching),
+                    },
+                    &[],
+                ),
+                Err(e) => post_error(
+                    ErrorScope::Teaching,
+                    format!("The teaching views could not be computed: {e}"),
+                    None,
+                ),
+            }
+            Some(current)
+        }
     }
+}
+
+/// The teaching statistics of the loaded model, and of image `id` if it is the latest.
+fn inspect(current: &mut Loaded, id: Option<u64>) -> Result<Teaching, String> {
+    let checkpoint = &current.checkpoint;
+    if current.model_stats.is_none() {
+        current.model_stats = Some(model_stats(checkpoint).map_err(|e| e.to_string())?);
+    }
+    let input = match (id, &current.last_input) {
+        (Some(id), Some((last, pre))) if *last == id => Some(pre),
+        _ => None,
+    };
+    let image = match input {
+        Some(pre) => {
+            if current.teacher.is_none() {
+                let device = candle_core::Device::Cpu;
+                current.teacher =
+                    Some(VisionTransformer::new(checkpoint, &device).map_err(|e| e.to_string())?);
+            }
+            let model = current.teacher.as_ref().ok_or("no CPU model")?;
+            let pixels = candle_core::Tensor::from_slice(
+                &pre.pixel_values,
+                (
+                    1,
+                    checkpoint.config.num_channels,
+                    pre.height as usize,
+                    pre.width as usize,
+                ),
+                &candle_core::Device::Cpu,
+            )
+            .map_err(|e| e.to_string())?;
+            Some(inspect_image(model, &pixels).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    Ok(Teaching {
+        model: current.model_stats.clone().ok_or("no model statistics")?,
+        image,
+    })
 }
 
 /// The app's automatic choice takes any WebGPU adapter the browser offers (software ones
@@ -290,16 +377,17 @@ async fn build_engine(
     Ok((engine, BackendInfo::cpu(None)))
 }
 
-/// Classifies one image and posts the result or the error. Returns the engine's error when
-/// the GPU backend failed, so the caller can fall back to the CPU.
-async fn classify(current: &Loaded, id: u64, image: &[u8]) -> Result<(), String> {
+/// Classifies one image and posts the result or the error. Returns the model input when it
+/// succeeded, and the engine's error when the GPU backend failed, so the caller can fall
+/// back to the CPU.
+async fn classify(current: &Loaded, id: u64, image: &[u8]) -> Result<Option<Preprocessed>, String> {
     let t0 = now_ms();
     let limits = DecodeLimits::default();
     let pre = match preprocess_bytes(image, &current.checkpoint.preprocess, &limits) {
         Ok(p) => p,
         Err(e) => {
             post_error(ErrorScope::Image, e.to_string(), Some(id));
-            return Ok(());
+            return Ok(None);
         }
     };
     let t1 = now_ms();
@@ -311,7 +399,7 @@ async fn classify(current: &Loaded, id: u64, image: &[u8]) -> Result<(), String>
         Err(e) => {
             let message = format!("Inference failed on {}: {e}.", current.backend.label);
             post_error(ErrorScope::Backend, message, Some(id));
-            return Ok(());
+            return Ok(None);
         }
     };
     let t2 = now_ms();
@@ -345,5 +433,5 @@ async fn classify(current: &Loaded, id: u64, image: &[u8]) -> Result<(), String>
         &Reply::Result(meta),
         &[crop.into(), logits.into(), attention.buffer().into()],
     );
-    Ok(())
+    Ok(Some(pre))
 }
