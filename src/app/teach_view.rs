@@ -70,8 +70,9 @@ pub fn component_rgba(component: &[f32], channels: usize, patch: usize) -> Vec<u
 
 /// The position-similarity figure: one tile per patch, laid out on the patch grid; tile
 /// `(r, c)` shows that patch's cosine similarity to every patch as a `rows × cols` map of
-/// `cell`-pixel squares, tiles `gap` pixels apart. Similarity −1…1 maps to the colormap.
-/// Returns (width, height, RGBA).
+/// `cell`-pixel squares, tiles `gap` pixels apart. Each tile is scaled from its own minimum
+/// (the colormap's start) to 1 (its end), because trained position embeddings are all fairly
+/// similar and one shared scale would hide the structure. Returns (width, height, RGBA).
 pub fn similarity_grid_rgba(
     sim: &PositionSimilarity,
     cell: usize,
@@ -89,9 +90,15 @@ pub fn similarity_grid_rgba(
         let (tr, tc) = (tile / cols, tile % cols);
         let x0 = tc * (tile_w + gap);
         let y0 = tr * (tile_h + gap);
+        let row = sim
+            .values
+            .get(tile * patches..(tile + 1) * patches)
+            .unwrap_or(&[]);
+        let lo = row.iter().copied().fold(1.0f32, f32::min);
+        let span = if lo < 1.0 { 1.0 - lo } else { 1.0 };
         for key in 0..patches {
-            let v = sim.values.get(tile * patches + key).copied().unwrap_or(0.0);
-            let color = colormap.color(((v + 1.0) / 2.0).clamp(0.0, 1.0));
+            let v = row.get(key).copied().unwrap_or(lo);
+            let color = colormap.color(((v - lo) / span).clamp(0.0, 1.0));
             let (kr, kc) = (key / cols, key % cols);
             for dy in 0..cell {
                 let y = y0 + kr * cell + dy;
@@ -201,10 +208,12 @@ mod tests {
 
     #[test]
     fn similarity_tiles_sit_on_the_grid() {
-        // 2×2 grid; patch 0 is similar only to itself, the rest uniform 0.
-        let mut values = vec![0.0; 16];
+        // 2×2 grid; every patch is similar only to itself, 0 to its row neighbour and −1 to
+        // the other two.
+        let mut values = vec![-1.0; 16];
         for i in 0..4 {
             values[i * 4 + i] = 1.0;
+            values[i * 4 + (i ^ 1)] = 0.0;
         }
         let sim = PositionSimilarity {
             grid_rows: 2,
@@ -220,7 +229,8 @@ mod tests {
         // Tile 3 (bottom right) starts after the gap, at (5, 5), and peaks at its own cell.
         let at = |x: usize, y: usize| &rgba[(y * 9 + x) * 4..(y * 9 + x) * 4 + 3];
         assert_eq!(at(5 + 2, 5 + 2), &cmap.color(1.0));
-        assert_eq!(at(5, 5), &cmap.color(0.5));
+        assert_eq!(at(5, 5 + 2), &cmap.color(0.5));
+        assert_eq!(at(5, 5), &cmap.color(0.0));
         // The gap column stays transparent.
         assert_eq!(rgba[4 * 4 + 3], 0);
         assert_eq!(peaks_at_self(&sim), 4);

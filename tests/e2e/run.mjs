@@ -6,6 +6,7 @@ import path from "node:path";
 import os from "node:os";
 import zlib from "node:zlib";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 import { serveStatic, serveHub } from "./server.mjs";
 
@@ -468,6 +469,153 @@ test("inputs: paste, the file picker, local checkpoint files, and a cancelled do
     await b.close();
     await app.close();
     await hub.close();
+  }
+});
+
+
+/** `vit-lens teach` (the native library) on the same model and image, as JSON. */
+function nativeTeaching(image) {
+  const out = execFileSync("cargo", ["run", "--quiet", "--bin", "vit-lens", "--", "teach", "--image", image], {
+    cwd: ROOT,
+    maxBuffer: 64 << 20,
+  });
+  return JSON.parse(out.toString());
+}
+
+const parseValues = (s) => (s ? s.split(",").map(Number) : []);
+
+function assertValues(what, page, native, tol) {
+  assert.equal(page.length, native.length, `${what}: ${page.length} values vs ${native.length}`);
+  for (let i = 0; i < page.length; i++) {
+    const t = tol * Math.max(1, Math.abs(native[i]));
+    assert.ok(Math.abs(page[i] - native[i]) <= t, `${what}[${i}]: page ${page[i]} vs native ${native[i]}`);
+  }
+}
+
+test("teach: every view shows the native library's numbers for the same model and image", async () => {
+  const native = nativeTeaching(path.join(SAMPLES, "star.jpg"));
+  const card = native.model.card;
+  const img = native.image;
+  const config = JSON.parse(fs.readFileSync(path.join(ROOT, "assets", "model", "config.json")));
+  assert.equal(card.layers, config.num_hidden_layers);
+  assert.equal(card.heads, config.num_attention_heads);
+  assert.equal(card.hidden_size, config.hidden_size);
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(app.url + "/");
+    await waitReady(page);
+    await dropFile(page, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");
+    await waitResult(page);
+    await page.keyboard.press("t");
+    await page.waitForSelector('[data-testid="view-tokens"]', { timeout: TIMEOUT });
+
+    // Tokens: counts from the config, and the hovered patch's embedding.
+    const summary = await page.$eval('[data-testid="tokens-summary"]', (e) => ({ ...e.dataset }));
+    assert.equal(+summary.patches, card.patches);
+    assert.equal(+summary.tokens, card.tokens);
+    assert.equal(+summary.gridRows, config.image_size / config.patch_size);
+    assert.equal(+summary.patchSize, config.patch_size);
+    const box = await page.locator('[data-testid="tokens-canvas"]').boundingBox();
+    const [r, c] = [5, 7];
+    const g = img.grid_rows;
+    await page.mouse.move(box.x + ((c + 0.5) / g) * box.width, box.y + ((r + 0.5) / g) * box.height);
+    await page.waitForFunction((want) => document.querySelector('[data-testid="token-info"]')?.dataset.patchIndex === String(want), r * g + c);
+    const token = await page.$eval('[data-testid="token-info"]', (e) => ({ ...e.dataset }));
+    assert.equal(+token.tokenIndex, card.prefix_tokens + r * g + c);
+    const row = img.patch_embeddings.slice((r * g + c) * img.hidden_size, (r * g + c) * img.hidden_size + 8);
+    assertValues("patch embedding", parseValues(token.values), row, 1e-4);
+    await page.screenshot({ path: path.join(SHOTS, "10-tokens.png") });
+
+    // Attention explorer: the CLS row of the last layer, head 1, against the native one.
+    await page.click('[data-testid="teach-tab-attention"]');
+    await page.waitForSelector('[data-testid="view-attention"]');
+    await page.selectOption('[data-testid="attention-layer"]', String(card.layers));
+    await page.selectOption('[data-testid="attention-head"]', "0");
+    await page.click('[data-testid="query-cls"]');
+    await page.waitForFunction(() => {
+      const v = document.querySelector('[data-testid="view-attention"]').dataset;
+      return v.head === "0" && v.query === "0";
+    });
+    const top = await page.$eval('[data-testid="attention-top"]', (e) => ({ ...e.dataset }));
+    const clsRow = img.cls_attention[card.layers - 1][0];
+    const nativeTop = clsRow.map((v, i) => [i, v]).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 5);
+    assertValues("top attention", parseValues(top.values), nativeTop.map((t) => t[1]), 1e-4);
+    assert.equal(top.indices, nativeTop.map((t) => t[0]).join(","));
+    assert.equal(await page.locator('[data-testid="head-multiple"]').count(), card.heads);
+    const abox = await page.locator('[data-testid="attention-canvas"]').boundingBox();
+    await page.mouse.move(abox.x + abox.width * 0.52, abox.y + abox.height * 0.47);
+    await page.waitForFunction(() => document.querySelector('[data-testid="view-attention"]').dataset.query !== "0");
+    await page.screenshot({ path: path.join(SHOTS, "11-attention.png") });
+
+    // Fig. 7: filter components, position similarity, attention distance.
+    await page.keyboard.press("3");
+    await page.waitForSelector('[data-testid="view-fig7"]');
+    const pca = await page.$eval('[data-testid="pca-variance"]', (e) => e.dataset.values);
+    assertValues("explained variance", parseValues(pca), native.model.filter_pca.explained_variance_ratio, 1e-5);
+    assert.equal(+(await page.$eval('[data-testid="pca-sheet"]', (e) => e.dataset.components)), native.model.filter_pca.components.length);
+    const sim = await page.$eval('[data-testid="pos-sim"]', (e) => ({ ...e.dataset }));
+    assert.equal(+sim.patches, card.patches);
+    assert.equal(+sim.peaksAtSelf, card.patches, "every patch's similarity peaks at its own position");
+    const simRow0 = native.model.position_similarity.values.slice(0, card.patches);
+    assertValues("similarity row minimum", [+sim.rowMin], [Math.min(...simRow0)], 1e-5);
+    const points = await page.$$eval('[data-testid="distance-point"]', (ps) => ps.map((p) => ({ l: +p.dataset.layer, h: +p.dataset.head, v: +p.dataset.value })));
+    assert.equal(points.length, card.layers * card.heads);
+    for (const p of points) assertValues(`distance L${p.l} H${p.h}`, [p.v], [img.attention_distance[p.l - 1][p.h - 1]], 1e-3);
+    await page.screenshot({ path: path.join(SHOTS, "12-fig7.png"), fullPage: true });
+
+    // Tour: every step, stepped with the keyboard, against the native forward pass.
+    await page.click('[data-testid="teach-tab-tour"]');
+    await page.waitForSelector('[data-testid="view-tour"]');
+    const count = +(await page.$eval('[data-testid="tour-position"]', (e) => e.dataset.count));
+    assert.equal(count, img.steps.length);
+    assert.equal(count, 4 + 6 * card.layers + 3);
+    for (let i = 0; i < count; i++) {
+      await page.waitForFunction((i) => document.querySelector('[data-testid="tour-position"]')?.dataset.index === String(i), i);
+      const step = await page.$eval('[data-testid="tour-step"]', (e) => ({ ...e.dataset }));
+      const want = img.steps[i];
+      assert.equal(step.key, want.key);
+      assert.equal(step.shape, `(${want.shape.join(", ")})`);
+      const scale = Math.max(1, want.mean_row_norm);
+      assertValues(`step ${want.key}`, parseValues(step.values), want.values, 1e-4 * scale);
+      assertValues(`step ${want.key} norm`, [+step.rowNorm], [want.row_norm], 1e-4 * scale);
+      if (want.key === "layer1.attention") await page.screenshot({ path: path.join(SHOTS, "13-tour-attention.png") });
+      await page.keyboard.press("ArrowRight");
+    }
+
+    // Model card.
+    await page.keyboard.press("5");
+    await page.waitForSelector('[data-testid="view-card"]');
+    const fields = Object.fromEntries(await page.$$eval('[data-testid="card-field"]', (rows) => rows.map((r) => [r.dataset.field, r.dataset.value])));
+    for (const k of ["parameters", "flops", "tokens", "patches", "layers", "heads", "hidden_size", "mlp_size", "patch_size", "image_size", "classes"]) {
+      assert.equal(fields[k], String(card[k]), `card ${k}`);
+    }
+    assert.equal(fields.mlp_size, String(config.intermediate_size));
+    assert.equal(fields.stored_dtype, "f16");
+    await page.screenshot({ path: path.join(SHOTS, "14-card.png") });
+
+    // Projector mode: the heatmap fills the screen height; the shortcut overlay.
+    await page.keyboard.press("t");
+    await page.keyboard.press("p");
+    await page.waitForSelector(".app.projector");
+    const hb = await page.locator('[data-testid="heatmap"]').boundingBox();
+    assert.ok(hb.height >= 0.7 * 900, `projector heatmap is ${hb.height} px high`);
+    const fontSize = await page.$eval(".app", (e) => parseFloat(getComputedStyle(e).fontSize));
+    assert.ok(fontSize >= 22, `projector type is ${fontSize} px`);
+    await page.screenshot({ path: path.join(SHOTS, "15-projector.png") });
+    await page.keyboard.press("?");
+    await page.waitForSelector('[data-testid="shortcuts"]');
+    await page.screenshot({ path: path.join(SHOTS, "16-shortcuts.png") });
+    await page.keyboard.press("Escape");
+    await page.waitForSelector('[data-testid="shortcuts"]', { state: "detached" });
+    assert.equal(await page.$('[data-testid="error"]'), null, "no error");
+    assertOrigins(log, [app.url]);
+  } finally {
+    await b.close();
+    await app.close();
   }
 });
 

@@ -89,6 +89,13 @@ fn tour_step(ctx: Ctx, delta: isize) {
         .update(|s| *s = (*s as isize + delta).clamp(0, n as isize - 1) as usize);
 }
 
+/// The page's origin, e.g. `http://127.0.0.1:8080`.
+fn page_origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
 fn context_2d(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderingContext2d> {
     canvas.get_context("2d").ok()??.dyn_into().ok()
 }
@@ -570,7 +577,7 @@ fn Figure7View(ctx: Ctx) -> impl IntoView {
                         data-best-other=best_other.map(|j| j.to_string()).unwrap_or_default()
                         on:mousemove=move |ev| { if let Some(p) = patch_under(&ev, sim_grid) { sim_selected.set(p) } }></canvas>
                     <p class="muted">{format!(
-                        "Tile (r, c) shows how similar patch (r, c)'s position embedding is to every other one (cosine, −1…1). {peaks} of {patches} tiles peak at their own position. Patch ({}, {}): most similar other patch {}, least similar {:.3}.",
+                        "Tile (r, c) shows how similar patch (r, c)'s position embedding is to every patch's (cosine similarity; each tile's colours run from its own minimum to 1). {peaks} of {patches} tiles peak at their own position. Patch ({}, {}): most similar other patch {}, least similar {:.3}.",
                         s / sim.grid_cols + 1, s % sim.grid_cols + 1,
                         best_other.map(|j| format!("({}, {}) at {:.3}", j / sim.grid_cols + 1, j % sim.grid_cols + 1, row[j])).unwrap_or_default(),
                         row_min
@@ -592,7 +599,7 @@ fn Figure7View(ctx: Ctx) -> impl IntoView {
 /// Scatter plot: one dot per head, x = layer, y = mean attention distance in pixels.
 fn distance_plot(distances: &[Vec<f32>], image_size: usize) -> impl IntoView {
     let (w, h) = (440.0f64, 260.0f64);
-    let (left, right, top, bottom) = (48.0, 12.0, 12.0, 36.0);
+    let (left, right, top, bottom) = (48.0, 12.0, 26.0, 36.0);
     let layers = distances.len().max(1);
     let max_value = distances.iter().flatten().copied().fold(0.0f32, f32::max) as f64;
     let y_max = ((max_value.max(image_size as f64 / 2.0)) / 20.0).ceil() * 20.0;
@@ -620,7 +627,7 @@ fn distance_plot(distances: &[Vec<f32>], image_size: usize) -> impl IntoView {
                 <text x=x_of(l, 0, 1) y=h - 18.0 text-anchor="middle" class="tick">{(l + 1).to_string()}</text>
             }).collect_view()}
             <text x=(left + w - right) / 2.0 y=h - 2.0 text-anchor="middle" class="axis">"layer"</text>
-            <text x=12.0 y=top + 4.0 class="axis">"px"</text>
+            <text x=left - 6.0 y=14.0 text-anchor="end" class="axis">"px"</text>
             {distances.iter().enumerate().flat_map(|(l, heads)| {
                 let n = heads.len();
                 heads.iter().enumerate().map(move |(hh, &v)| view! {
@@ -715,9 +722,9 @@ fn TourView(ctx: Ctx) -> impl IntoView {
                     {pipeline.iter().map(|(k, label)| view! { <li class:on=here == *k>{*label}</li> }).collect_view()}
                 </ol>
                 <div class="teach-controls">
-                    <button data-testid="tour-prev" disabled=i == 0 on:click=move |_| tour_step(ctx, -1)>"← Previous"</button>
+                    <button data-testid="tour-prev" disabled={i == 0} on:click=move |_| tour_step(ctx, -1)>"← Previous"</button>
                     <span data-testid="tour-position" data-index=i data-count=n>{format!("Step {} of {n}", i + 1)}</span>
-                    <button class="primary" data-testid="tour-next" disabled=i + 1 >= n on:click=move |_| tour_step(ctx, 1)>"Next →"</button>
+                    <button class="primary" data-testid="tour-next" disabled={i + 1 >= n} on:click=move |_| tour_step(ctx, 1)>"Next →"</button>
                 </div>
                 <div class="teach-row">
                     <figure>
@@ -855,10 +862,13 @@ fn CardView(ctx: Ctx) -> impl IntoView {
                     <tbody>
                         <tr data-testid="card-field" data-field="source" data-value=source.clone()>
                             <th>"Source"</th>
-                            <td>{match url.filter(|u| u.starts_with("http")) {
-                                Some(u) => view! { <a href=u.clone() target="_blank" rel="noopener">{source.clone()}</a> }.into_any(),
-                                None => view! { <span>{source.clone()}</span> }.into_any(),
-                            }}</td>
+                            <td>
+                                {source.clone()}
+                                {url.map(|u| {
+                                    let link = if u.starts_with("http") { u.clone() } else { format!("{}/{u}", page_origin()) };
+                                    view! { " · " <a href=link.clone() target="_blank" rel="noopener" data-testid="card-url">{link.clone()}</a> }
+                                })}
+                            </td>
                         </tr>
                         {rows.into_iter().map(|(field, label, shown, raw)| view! {
                             <tr data-testid="card-field" data-field=field data-value=raw>
