@@ -58,7 +58,11 @@ pub struct FilterPca {
 /// most `k` components (fewer when the filters span fewer dimensions).
 pub fn filter_pca(weight: &WeightTensor, k: usize) -> Result<FilterPca, TeachError> {
     let (d, channels, patch) = match weight.shape.as_slice() {
-        &[d, c, p, q] if p == q && d > 0 && c > 0 && p > 0 => (d, c, p),
+        &[d, c, p, q]
+            if p == q && d > 0 && c > 0 && p > 0 && weight.data.len() == d * c * p * q =>
+        {
+            (d, c, p)
+        }
         other => {
             return Err(TeachError::Shape {
                 what: "the patch-embedding weight",
@@ -207,7 +211,11 @@ pub fn position_similarity(
 ) -> Result<PositionSimilarity, TeachError> {
     let patches = grid.0 * grid.1;
     let hidden = match pos_embed.shape.as_slice() {
-        &[t, h] | &[1, t, h] if t == prefix_tokens + patches && h > 0 => h,
+        &[t, h] | &[1, t, h]
+            if t == prefix_tokens + patches && h > 0 && pos_embed.data.len() == t * h =>
+        {
+            h
+        }
         other => {
             return Err(TeachError::Shape {
                 what: "the position embeddings",

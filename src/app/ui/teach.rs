@@ -107,11 +107,9 @@ fn current_image(ctx: Ctx) -> Option<(Arc<StoredInference>, Arc<Teaching>)> {
     (id == Some(result.id) && teaching.image.is_some()).then_some((result, teaching))
 }
 
-fn image_stats(teaching: &Teaching) -> &ImageStats {
-    teaching
-        .image
-        .as_ref()
-        .expect("current_image only returns teachings with image statistics")
+/// The image statistics a teaching from [`current_image`] carries.
+fn image_stats(teaching: &Teaching) -> Option<&ImageStats> {
+    teaching.image.as_ref()
 }
 
 /// The crop with its patch grid, and one patch outlined.
@@ -235,15 +233,19 @@ pub(super) fn TeachPanel(ctx: Ctx) -> impl IntoView {
             }
         })
         .collect_view();
-    let waiting = move || ctx.teaching.with(|t| t.is_none());
+    let has_model = move || ctx.model.with(|m| m.is_some());
+    let waiting = move || has_model() && ctx.teaching.with(|t| t.is_none());
     view! {
         <section class="teach" data-testid="teach-panel">
             <nav class="teach-tabs">{tabs}</nav>
             {move || ctx.teaching_error.get().map(|e| view! { <p class="banner error">{e}</p> })}
+            <Show when=move || !has_model()>
+                <p class="muted">"No model is loaded yet: wait for the built-in one, or pick one in the model menu."</p>
+            </Show>
             <Show when=waiting>
                 <p class="muted"><span class="spinner"></span>"Computing the teaching views…"</p>
             </Show>
-            <Show when=move || !waiting()>
+            <Show when=move || has_model() && !waiting()>
                 {move || match ctx.teach_view.get() {
                     TeachView::Tokens => view! { <TokensView ctx=ctx/> }.into_any(),
                     TeachView::Attention => view! { <AttentionView ctx=ctx/> }.into_any(),
@@ -273,7 +275,9 @@ fn TokensView(ctx: Ctx) -> impl IntoView {
         let Some((result, teaching)) = current_image(ctx) else {
             return;
         };
-        let image = image_stats(&teaching);
+        let Some(image) = image_stats(&teaching) else {
+            return;
+        };
         let p = selected.get();
         if let Some(c) = canvas.get() {
             draw_patch_grid(&c, &result, &crop_rgba(&result), Some(p));
@@ -292,7 +296,9 @@ fn TokensView(ctx: Ctx) -> impl IntoView {
         let Some((result, teaching)) = current_image(ctx) else {
             return need_image().into_any();
         };
-        let image = image_stats(&teaching);
+        let Some(image) = image_stats(&teaching) else {
+            return need_image().into_any();
+        };
         let card = &teaching.model.card;
         let (rows, cols) = (image.grid_rows, image.grid_cols);
         let patches = rows * cols;
@@ -648,7 +654,9 @@ fn TourView(ctx: Ctx) -> impl IntoView {
         let Some((result, teaching)) = current_image(ctx) else {
             return;
         };
-        let image = image_stats(&teaching);
+        let Some(image) = image_stats(&teaching) else {
+            return;
+        };
         let i = ctx.tour_step.get().min(image.steps.len().saturating_sub(1));
         let Some(step) = image.steps.get(i) else {
             return;
@@ -686,7 +694,9 @@ fn TourView(ctx: Ctx) -> impl IntoView {
         let Some((result, teaching)) = current_image(ctx) else {
             return need_image().into_any();
         };
-        let image = image_stats(&teaching);
+        let Some(image) = image_stats(&teaching) else {
+            return need_image().into_any();
+        };
         let n = image.steps.len();
         let i = ctx.tour_step.get().min(n.saturating_sub(1));
         let Some(step) = image.steps.get(i).cloned() else {
