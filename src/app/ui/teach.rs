@@ -258,12 +258,16 @@ pub(super) fn TeachPanel(ctx: Ctx) -> impl IntoView {
     }
 }
 
-fn need_image() -> impl IntoView {
-    view! {
-        <p class="muted need-image">
-            "Drop an image, paste one or pick a sample below: this view shows what the model does with it."
-        </p>
-    }
+/// What a view that needs the current image's statistics shows without them: a request is on
+/// its way when there is an image, else the way to give one.
+fn need_image(ctx: Ctx) -> impl IntoView {
+    let has_image = ctx.result.with_untracked(|r| r.is_some());
+    let text = if has_image {
+        "Computing this image's statistics…"
+    } else {
+        "Drop an image, paste one or pick a sample below: this view shows what the model does with it."
+    };
+    view! { <p class="muted need-image">{text}</p> }
 }
 
 #[component]
@@ -294,10 +298,10 @@ fn TokensView(ctx: Ctx) -> impl IntoView {
     });
     move || {
         let Some((result, teaching)) = current_image(ctx) else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let Some(image) = image_stats(&teaching) else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let card = &teaching.model.card;
         let (rows, cols) = (image.grid_rows, image.grid_cols);
@@ -400,7 +404,7 @@ fn AttentionView(ctx: Ctx) -> impl IntoView {
     });
     move || {
         let Some(r) = ctx.result.get() else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let (l, h, q) = (layer.get(), head.get(), query.get());
         let grid = r.grid;
@@ -592,7 +596,7 @@ fn Figure7View(ctx: Ctx) -> impl IntoView {
                 <div class="fig7-panel">
                     <h3>"(c) Mean attention distance (this image)"</h3>
                     {match distances {
-                        None => need_image().into_any(),
+                        None => need_image(ctx).into_any(),
                         Some(d) => distance_plot(&d, card.image_size).into_any(),
                     }}
                 </div>
@@ -692,15 +696,15 @@ fn TourView(ctx: Ctx) -> impl IntoView {
     });
     move || {
         let Some((result, teaching)) = current_image(ctx) else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let Some(image) = image_stats(&teaching) else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let n = image.steps.len();
         let i = ctx.tour_step.get().min(n.saturating_sub(1));
         let Some(step) = image.steps.get(i).cloned() else {
-            return need_image().into_any();
+            return need_image(ctx).into_any();
         };
         let picture = match (step.layer, step.key.as_str()) {
             (Some(l), _) => format!("Layer {l}: the CLS token's attention (mean of heads)"),
