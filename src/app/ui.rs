@@ -957,11 +957,7 @@ fn Stage(ctx: Ctx) -> impl IntoView {
             return;
         };
         if let Some(canvas) = crop.get() {
-            let rgba: Vec<u8> = result
-                .crop
-                .pixels()
-                .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
-                .collect();
+            let rgba = teach::crop_rgba(&result);
             draw_rgba(&canvas, result.crop.width(), result.crop.height(), &rgba);
         }
     });

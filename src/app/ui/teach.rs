@@ -148,7 +148,8 @@ fn draw_patch_grid(
     }
 }
 
-fn crop_rgba(result: &StoredInference) -> Vec<u8> {
+/// The crop the model saw, as opaque RGBA for a canvas.
+pub(super) fn crop_rgba(result: &StoredInference) -> Vec<u8> {
     result
         .crop
         .pixels()
