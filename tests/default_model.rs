@@ -122,8 +122,8 @@ fn built_in_model_matches_transformers_on_the_samples() {
 }
 
 /// `vit-lens eval` with the built-in model on the 48 committed held-out images: a guard on
-/// the shipped model's quality (it scores 83.3 % and a pointing game of 100 % there; the
-/// README has the numbers on 500 images).
+/// the shipped model's quality (it scores 89.6 % and a pointing game of 100 % there; on the
+/// 500 images of the README it scores 95.8 %, and 48 images are too few to tell those apart).
 #[test]
 fn built_in_model_scores_on_the_held_out_set() {
     let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
@@ -147,6 +147,6 @@ fn built_in_model_scores_on_the_held_out_set() {
     let accuracy = report["accuracy"].as_f64().unwrap();
     let pointing = report["pointing_game"].as_f64().unwrap();
     eprintln!("held-out (48): accuracy {accuracy}, pointing game {pointing}");
-    assert!(accuracy >= 0.75, "accuracy {accuracy}");
+    assert!(accuracy >= 0.85, "accuracy {accuracy}");
     assert!(pointing >= 0.8, "pointing game {pointing}");
 }

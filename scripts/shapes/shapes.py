@@ -73,10 +73,10 @@ def _cross(t: float = 0.3) -> np.ndarray:
     ], dtype=float) / math.hypot(1, t)
 
 
-def _arrow() -> np.ndarray:
+def _arrow(shaft: float = 0.22, head_x: float = 0.15, head: float = 0.62) -> np.ndarray:
     return np.array([
-        (-1.0, -0.22), (0.15, -0.22), (0.15, -0.62), (1.0, 0.0),
-        (0.15, 0.62), (0.15, 0.22), (-1.0, 0.22),
+        (-1.0, -shaft), (head_x, -shaft), (head_x, -head), (1.0, 0.0),
+        (head_x, head), (head_x, shaft), (-1.0, shaft),
     ])
 
 
@@ -183,15 +183,65 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------- shape ---
 
-def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float = 0.12) -> np.ndarray:
+def _variety(vr: np.random.Generator, name: str) -> dict:
+    """Training-only variation (``render(..., variety=p)``): another drawing style
+    (a filled figure with a contrasting border, or for the classes other than circle
+    and ring only an outline), other proportions (star depth, cross arm width, arrow
+    shaft and head), a slight stretch, larger sizes and calmer backgrounds."""
+    styles = ["filled", "bordered"] + ([] if name in ("circle", "ring") else ["outlined"])
+    if name == "star":
+        outline = _star(5, vr.uniform(0.30, 0.58))
+    elif name == "cross":
+        outline = _cross(vr.uniform(0.16, 0.42))
+    elif name == "arrow":
+        outline = _arrow(vr.uniform(0.10, 0.30), vr.uniform(-0.15, 0.40), vr.uniform(0.40, 0.80))
+    elif name in ("circle", "ring"):
+        outline = _regular(96)
+    else:
+        outline = POLYGONS[name]
+    squash = 0.1 if name in ("circle", "ring") else 0.2
+    return {
+        "style": styles[int(vr.integers(0, len(styles)))],
+        "outline": outline,
+        "stretch": float(vr.uniform(1 - squash, 1 + squash)),
+        "edge": float(vr.uniform(0.015, 0.07)),  # border or outline width, share of the side
+        "max_diam": 0.55,
+        "clutter": float(vr.uniform(0.0, 1.0)) if vr.random() < 0.5 else 1.0,
+    }
+
+
+def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float = 0.12,
+                 var: dict | None = None):
+    """(fill alpha, edge alpha or None) as float32 [size,size]; the edge is the border or
+    outline line of a ``_variety`` style."""
     S = size * SUPERSAMPLE
-    diam = rng.uniform(min_diam, 0.40)
+    diam = rng.uniform(min_diam, 0.40 if var is None else var["max_diam"])
     r = diam / 2
     rot = rng.uniform(0, 2 * np.pi)
     inner = rng.uniform(0.45, 0.68)  # ring only
     margin = 1.5 / size
     canvas = Image.new("L", (S, S), 0)
     d = ImageDraw.Draw(canvas)
+    if var is not None:
+        c, s_ = math.cos(rot), math.sin(rot)
+        v = var["outline"] * np.array([var["stretch"], 1.0 / var["stretch"]])
+        v = v @ np.array([[c, s_], [-s_, c]]) * r
+        lo, hi = v.min(0), v.max(0)
+        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
+        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+        rings = [v] + ([v * inner] if name == "ring" else [])
+        paths = [[((px + cx) * S, (py + cy) * S) for px, py in ring] for ring in rings]
+        for i, pts in enumerate(paths):
+            d.polygon(pts, fill=255 if i == 0 else 0)
+        fill = np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
+        if var["style"] == "filled":
+            return fill, None
+        edge_canvas = Image.new("L", (S, S), 0)
+        e = ImageDraw.Draw(edge_canvas)
+        width = max(SUPERSAMPLE, int(round(min(var["edge"], 0.4 * r) * S)))
+        for pts in paths:
+            e.line(pts + pts[:2], fill=255, width=width, joint="curve")
+        return fill, np.asarray(edge_canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
     if name in ("circle", "ring"):
         ext = np.array([[-r, -r], [r, r]])
         lo, hi = ext.min(0), ext.max(0)
@@ -210,7 +260,7 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
         cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
         pts = [((px + cx) * S, (py + cy) * S) for px, py in v]
         d.polygon(pts, fill=255)
-    return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
+    return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0, None
 
 
 def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 120.0) -> np.ndarray:
@@ -230,28 +280,38 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
     return np.full(3, 20.0 if lr > 127 else 235.0, np.float32) if best_d < 60 else best
 
 
-def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0):
+def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0,
+           variety: float = 0.0):
     """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
 
     ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
     larger; at the default 1.0 the output is the full data set (same random
-    stream either way).
+    stream either way).  ``variety`` > 0 (training only) draws that share of the
+    images in a ``_variety`` style; at the default 0 the random stream, and so
+    every seeded set, is unchanged.  The mask of a bordered or outlined figure
+    is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
     if label is None:
         label = int(rng.integers(0, len(CLASSES)))
     name = CLASSES[label]
     noise_seed = int(rng.integers(0, 2**63 - 1))
+    var, vr = None, None
+    if variety > 0:
+        vr = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        if vr.random() < variety:
+            var = _variety(vr, name)
+    clutter = d if var is None else d * var["clutter"]
 
-    img = _background(rng, size, d)
+    img = _background(rng, size, clutter)
     for _ in range(int(rng.integers(1, 3))):  # up to two stroke colours
         n = int(rng.integers(1, 6))
-        a = _stroke_layer(rng, size, n) * (rng.uniform(0.6, 1.0) * d)
+        a = _stroke_layer(rng, size, n) * (rng.uniform(0.6, 1.0) * clutter)
         col = _rand_colour(rng)
         img = img + a[..., None] * (col - img)
 
-    alpha = _shape_alpha(rng, size, name, 0.12 + 0.2 * (1 - d))
-    mask = alpha >= 0.5
+    alpha, edge = _shape_alpha(rng, size, name, 0.12 + 0.2 * (1 - d), var)
+    mask = (alpha if edge is None else np.maximum(alpha, edge)) >= 0.5
     # local background under (and just around) the shape
     ref = np.clip(img[mask], 0, 255).mean(0) if mask.any() else np.clip(img, 0, 255).mean((0, 1))
     c1 = _contrasting(rng, ref)
@@ -266,7 +326,13 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
         fill = c1[None, None, :] + t[..., None] * (c2 - c1)[None, None, :]
     else:
         fill = c1[None, None, :]
-    img = img + alpha[..., None] * (fill - img)
+    if var is not None and var["style"] == "outlined":
+        img = img + edge[..., None] * (fill - img)
+    else:
+        img = img + alpha[..., None] * (fill - img)
+        if edge is not None:  # a border that stands out from the fill and the background
+            border = _contrasting(vr, c1 if vr.random() < 0.7 else ref)
+            img = img + edge[..., None] * (border - img)
 
     nrng = np.random.default_rng(noise_seed)
     sigma = nrng.uniform(0, 10)
@@ -275,13 +341,14 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     return rgb, mask, label
 
 
-def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0):
+def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0,
+                 variety: float = 0.0):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
-        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty)
+        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety)
     return imgs, masks, labels
 
 

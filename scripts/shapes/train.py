@@ -42,6 +42,7 @@ Checkpoints (full f32 state + optimizer) go to ``--work`` (default
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -49,6 +50,7 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -79,9 +81,20 @@ def parse_args(argv=None):
                     help="raise the data difficulty by 0.1 when the running accuracy exceeds this")
     ap.add_argument("--full-at", type=float, default=0.7,
                     help="fraction of the training time by which the difficulty reaches 1")
+    ap.add_argument("--hard-frac", type=float, default=0.0,
+                    help="share of each batch drawn from the pool in proportion to each image's last loss")
+    ap.add_argument("--variety", type=float, default=0.0,
+                    help="share of training images drawn in another style (shapes.render(variety=...))")
+    ap.add_argument("--jpeg", type=float, default=0.0,
+                    help="share of training images passed through JPEG at quality 50-95")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
     ap.add_argument("--pool", type=int, default=2048)
     ap.add_argument("--fresh", type=int, default=24, help="new images per step")
     ap.add_argument("--reserve-minutes", type=float, default=4.0, help="kept for export + evaluation")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                    help="how often latest.pt is written in --work")
+    ap.add_argument("--resume", default=None,
+                    help="carry on a run cut off before its end from its latest.pt (same arguments)")
     ap.add_argument("--init", default=None,
                     help="start from the weights of a checkpoint train.py saved (a second stage)")
     ap.add_argument("--eval-count", type=int, default=500)
@@ -180,30 +193,59 @@ class Pool:
     images at the current difficulty and samples a batch under a random D4 transform (flips
     and quarter turns never change a shape's class)."""
 
-    def __init__(self, seed, size, difficulty):
+    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.pick = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self.x, self.m, self.y = shapes.render_batch(self.rng, 224, size, difficulty)
+        self.variety, self.jpeg = variety, jpeg
+        t = time.time()
+        self.x, self.m, self.y = self.render(size, difficulty)
+        self.init_time = time.time() - t
         self.size, self.pos, self.generated, self.gen_time = size, 0, size, 0.0
+        # last cross-entropy seen per image; NaN = not trained on yet
+        self.loss = np.full(size, np.nan)
 
     def refresh(self, n, difficulty):
         t = time.time()
-        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty)
+        x, m, y = self.render(n, difficulty)
         idx = (self.pos + np.arange(n)) % self.size
         self.x[idx], self.m[idx], self.y[idx] = x, m, y
+        self.loss[idx] = np.nan
         self.pos = int((self.pos + n) % self.size)
         self.generated += n
         self.gen_time += time.time() - t
 
-    def batch(self, n):
-        idx = self.pick.integers(0, self.size, n)
+    def render(self, n, difficulty):
+        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety)
+        for i in range(n if self.jpeg > 0 else 0):
+            # what a photo or a download does to an image: JPEG at a random quality
+            if self.rng.random() < self.jpeg:
+                buf = io.BytesIO()
+                Image.fromarray(x[i]).save(buf, format="JPEG", quality=int(self.rng.integers(50, 96)))
+                x[i] = np.asarray(Image.open(buf).convert("RGB"))
+        return x, m, y
+
+    def batch(self, n, hard_frac=0.0):
+        """n images: a `hard_frac` share drawn with probability proportional to the loss
+        they last had (unseen images count as the hardest), the rest uniformly. Returns
+        (images, masks, labels, pool indices)."""
+        n_hard = int(round(n * hard_frac))
+        idx = self.pick.integers(0, self.size, n - n_hard)
+        if n_hard:
+            seen = ~np.isnan(self.loss)
+            top = float(self.loss[seen].max()) if seen.any() else 1.0
+            w = np.where(seen, self.loss, top) + 1e-3
+            hard = self.pick.choice(self.size, n_hard, replace=False, p=w / w.sum())
+            idx = np.concatenate([idx, hard])
         x, m = self.x[idx], self.m[idx]
         k = int(self.pick.integers(0, 8))
         if k & 4:
             x, m = x[:, :, ::-1], m[:, :, ::-1]
         x = np.ascontiguousarray(np.rot90(x, k & 3, axes=(1, 2)))
         m = np.ascontiguousarray(np.rot90(m, k & 3, axes=(1, 2)))
-        return x, m, self.y[idx]
+        return x, m, self.y[idx], idx
+
+    def update(self, idx, losses):
+        self.loss[idx] = losses
 
 
 def mask_targets(masks, patch=16):
@@ -215,9 +257,13 @@ def mask_targets(masks, patch=16):
     return cover / cover.sum(1, keepdim=True).clamp_min(1e-6)
 
 
-def save_ckpt(path, model, opt, step):
+def save_ckpt(path, model, opt, step, state=None):
+    """Weights, optimizer and, for `--resume`, where the run stands (`state`)."""
     import torch
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, path)
+    tmp = path + ".tmp"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "state": state or {}}, tmp)
+    os.replace(tmp, path)  # a run cut off mid-write keeps the previous checkpoint
     log(f"checkpoint -> {path}")
 
 
@@ -230,7 +276,12 @@ def train(args):
     t_start = time.time()
     train_s = args.minutes * 60 - args.reserve_minutes * 60
     model = ViTForImageClassification(make_config(args.layers, 224))
-    if args.init:
+    resumed = None
+    if args.resume:
+        resumed = torch.load(args.resume, weights_only=True)
+        model.load_state_dict(resumed["model"])
+        log(f"resuming {args.resume}: step {resumed['step']}, state {json.dumps(resumed['state'])}")
+    elif args.init:
         model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
         log(f"weights from {args.init}")
     else:
@@ -244,10 +295,20 @@ def train(args):
         f"(training {train_s/60:.1f} min)")
     opt = make_optimizer(model, args.lr, args.wd)
     difficulty = args.start_difficulty
-    pool = Pool(args.seed, args.pool, difficulty)
-    log(f"pool of {args.pool} images generated in {time.time()-t_start:.0f} s")
+    step, seen, ema_acc, generated = 0, 0, None, 0
+    if resumed is not None:
+        # Carry on the same schedule: the clock restarts at the saved training time, and the
+        # pool is refilled from a stream that depends on the step, so no image repeats.
+        opt.load_state_dict(resumed["opt"])
+        st = resumed["state"]
+        step, seen, ema_acc = resumed["step"], st["seen"], st["ema_acc"]
+        difficulty, generated = st["difficulty"], st["generated"]
+        t_start -= st["elapsed"]
+    pool = Pool(args.seed if resumed is None else args.seed * 1_000_003 + step, args.pool,
+                difficulty, args.variety, args.jpeg)
+    pool.generated += generated
+    log(f"pool of {args.pool} images generated in {pool.init_time:.0f} s")
 
-    step, seen, ema_acc = 0, 0, None
     stats = {"loss": 0.0, "aux": 0.0, "correct": 0, "n": 0, "t": time.time(), "gen": 0.0}
     last_ckpt = time.time()
     while True:
@@ -267,17 +328,22 @@ def train(args):
         difficulty = max(difficulty, floor)
 
         pool.refresh(args.fresh, difficulty)
-        imgs, masks, labels = pool.batch(args.batch)
+        imgs, masks, labels, idx = pool.batch(args.batch, args.hard_frac)
         x, y = to_tensor(imgs), torch.from_numpy(labels).long()
-        out = model(pixel_values=x, output_attentions=args.attn_weight > 0)
-        loss = F.cross_entropy(out.logits, y, label_smoothing=args.smoothing)
+        # bfloat16 autocast runs the matmuls at about twice the float32 speed on CPUs with
+        # AVX512-BF16; weights, optimizer state and the losses stay float32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(pixel_values=x, output_attentions=args.attn_weight > 0)
+        per_image = F.cross_entropy(out.logits.float(), y, label_smoothing=args.smoothing, reduction="none")
+        loss = per_image.mean()
+        pool.update(idx, per_image.detach().numpy())
         aux = torch.zeros(())
         if args.attn_weight > 0:
             # Attention supervision: every layer's CLS attention (mean over heads) should
             # put its mass on the shape's patches.
             target = mask_targets(masks)
             for att in out.attentions:
-                cls_row = att[:, :, 0, 1:].mean(1)
+                cls_row = att[:, :, 0, 1:].float().mean(1)
                 aux = aux - (target * torch.log(cls_row + 1e-6)).sum(1).mean()
             aux = aux / len(out.attentions)
         total = loss + args.attn_weight * aux
@@ -289,8 +355,8 @@ def train(args):
         step += 1
         seen += len(y)
         correct = int((out.logits.argmax(1) == y).sum())
-        stats["loss"] += float(loss) * len(y)
-        stats["aux"] += float(aux) * len(y)
+        stats["loss"] += float(loss.detach()) * len(y)
+        stats["aux"] += float(aux.detach()) * len(y)
         stats["correct"] += correct
         stats["n"] += len(y)
         acc_b = correct / len(y)
@@ -303,8 +369,10 @@ def train(args):
                 f"acc {stats['correct']/stats['n']:.3f} ema_acc {ema_acc:.3f} | "
                 f"{stats['n']/dt:5.1f} img/s (gen {gen/dt*100:4.1f}%) seen {seen} fresh {pool.generated}")
             stats.update(loss=0.0, aux=0.0, correct=0, n=0, t=time.time(), gen=pool.gen_time)
-        if time.time() - last_ckpt > 600:
-            save_ckpt(os.path.join(args.work, "latest.pt"), model, opt, step)
+        if time.time() - last_ckpt > args.checkpoint_minutes * 60:
+            save_ckpt(os.path.join(args.work, "latest.pt"), model, opt, step, {
+                "elapsed": time.time() - t_start, "seen": seen, "ema_acc": ema_acc,
+                "difficulty": difficulty, "generated": pool.generated})
             last_ckpt = time.time()
 
     el = time.time() - t_start
@@ -510,7 +578,17 @@ def write_readme(out, args, summary, results, keys, wall_s):
         "quarter turn (which never changes a shape's class).",
         "Position embeddings start as a 2-D sine-cosine code (x 0.5); the CLS embedding at 0.",
         f"AdamW (lr {args.lr:g} cosine to {args.lr_end:g} by wall time, {args.warmup} warm-up steps,",
-        f"weight decay {args.wd:g}), batch {args.batch}, one CPU thread.",
+        f"weight decay {args.wd:g}), batch {args.batch}, "
+        f"{'one CPU thread' if args.threads == 1 else f'{args.threads} CPU threads'}"
+        f"{', bfloat16 autocast for the forward pass (float32 weights and losses)' if args.bf16 else ''}.",
+        *([f"Hard examples: {args.hard_frac*100:.0f} % of each batch is drawn from the pool in",
+           "proportion to each image's last cross-entropy (images not yet trained on count as the",
+           "hardest), the rest uniformly."] if args.hard_frac > 0 else []),
+        *([f"Variety: {args.variety*100:.0f} % of the training images are drawn in another style",
+           "(`shapes.render(variety=...)`: filled with a contrasting border, or only outlined;",
+           "other star, cross and arrow proportions; a slight stretch; up to 55 % of the side;",
+           "calmer backgrounds), so that the model knows a square by its outline and not only as",
+           "a filled patch. The evaluation sets below never use it."] if args.variety > 0 else []),
         f"Curriculum: data difficulty (clutter strength, minimum shape size) starts at",
         f"{args.start_difficulty:g}, rises by 0.1 whenever the running accuracy exceeds",
         f"{args.promote_at:g}, and is 1 (the evaluation's) from {args.full_at*100:.0f} % of the time on.",
@@ -604,7 +682,8 @@ def main(argv=None):
         return
     os.makedirs(args.out, exist_ok=True)
     LOG = os.path.join(args.out, "train_log.txt")
-    open(LOG, "w").close()
+    if not args.resume:
+        open(LOG, "w").close()
     t0 = time.time()
     log("args: " + json.dumps(vars(args)))
     log(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
