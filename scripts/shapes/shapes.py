@@ -210,6 +210,20 @@ def _variety(vr: np.random.Generator, name: str) -> dict:
     }
 
 
+def _place(rng: np.random.Generator, v: np.ndarray, margin: float) -> np.ndarray:
+    """A random centre keeping the outline v (centred on the origin, in image units)
+    inside the image with `margin` to spare; returns that centre."""
+    lo, hi = v.min(0), v.max(0)
+    cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
+    cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+    return np.array([cx, cy])
+
+
+def _rotate(v: np.ndarray, rot: float, r: float) -> np.ndarray:
+    c, s = math.cos(rot), math.sin(rot)
+    return v @ np.array([[c, s], [-s, c]]) * r
+
+
 def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float = 0.12,
                  var: dict | None = None):
     """(fill alpha, edge alpha or None) as float32 [size,size]; the edge is the border or
@@ -223,14 +237,10 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
     canvas = Image.new("L", (S, S), 0)
     d = ImageDraw.Draw(canvas)
     if var is not None:
-        c, s_ = math.cos(rot), math.sin(rot)
-        v = var["outline"] * np.array([var["stretch"], 1.0 / var["stretch"]])
-        v = v @ np.array([[c, s_], [-s_, c]]) * r
-        lo, hi = v.min(0), v.max(0)
-        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
-        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+        v = _rotate(var["outline"] * np.array([var["stretch"], 1.0 / var["stretch"]]), rot, r)
+        centre = _place(rng, v, margin)
         rings = [v] + ([v * inner] if name == "ring" else [])
-        paths = [[((px + cx) * S, (py + cy) * S) for px, py in ring] for ring in rings]
+        paths = [[tuple(p) for p in (ring + centre) * S] for ring in rings]
         for i, pts in enumerate(paths):
             d.polygon(pts, fill=255 if i == 0 else 0)
         fill = np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
@@ -243,23 +253,14 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
             e.line(pts + pts[:2], fill=255, width=width, joint="curve")
         return fill, np.asarray(edge_canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
     if name in ("circle", "ring"):
-        ext = np.array([[-r, -r], [r, r]])
-        lo, hi = ext.min(0), ext.max(0)
-        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
-        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
+        cx, cy = _place(rng, np.array([[-r, -r], [r, r]]), margin)
         d.ellipse([(cx - r) * S, (cy - r) * S, (cx + r) * S, (cy + r) * S], fill=255)
         if name == "ring":
             ri = r * inner
             d.ellipse([(cx - ri) * S, (cy - ri) * S, (cx + ri) * S, (cy + ri) * S], fill=0)
     else:
-        v = POLYGONS[name]
-        c, s = math.cos(rot), math.sin(rot)
-        v = v @ np.array([[c, s], [-s, c]]) * r
-        lo, hi = v.min(0), v.max(0)
-        cx = rng.uniform(margin - lo[0], 1 - margin - hi[0])
-        cy = rng.uniform(margin - lo[1], 1 - margin - hi[1])
-        pts = [((px + cx) * S, (py + cy) * S) for px, py in v]
-        d.polygon(pts, fill=255)
+        v = _rotate(POLYGONS[name], rot, r)
+        d.polygon([tuple(p) for p in (v + _place(rng, v, margin)) * S], fill=255)
     return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0, None
 
 

@@ -216,8 +216,9 @@ class Pool:
 
     def render(self, n, difficulty):
         x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety)
-        for i in range(n if self.jpeg > 0 else 0):
-            # what a photo or a download does to an image: JPEG at a random quality
+        # what a photo or a download does to an image: JPEG at a random quality (the random
+        # stream is only touched when the option is on, so runs without it are unchanged)
+        for i in range(n) if self.jpeg > 0 else ():
             if self.rng.random() < self.jpeg:
                 buf = io.BytesIO()
                 Image.fromarray(x[i]).save(buf, format="JPEG", quality=int(self.rng.integers(50, 96)))
