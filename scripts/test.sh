@@ -5,8 +5,9 @@
 #   2. the wasm suite in headless Chromium (WebGPU on SwiftShader, the CPU engine in wasm),
 #   3. the web app end to end: `trunk build`, then tests/e2e/run.mjs drives the page in
 #      headless Chromium with and without WebGPU, against a local mock model hub.
-# Needs what .ci/run installs: chromium + chromium-driver, mesa-vulkan-drivers; the web build
-# tools are installed here when missing (scripts/web-tools.sh).
+# Needs what .ci/run installs: chromium + chromium-driver, mesa-vulkan-drivers, python3 with
+# numpy and Pillow from scripts/shapes/requirements.txt (the built-in model's held-out set is
+# drawn at test time); the web build tools are installed here when missing (web-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
