@@ -126,10 +126,7 @@ fn built_in_model_matches_transformers_on_the_samples() {
 /// 500 images of the README, and 48 images are too few to tell those apart).
 #[test]
 fn built_in_model_scores_on_the_held_out_set() {
-    let (accuracy, pointing) = eval_built_in(&root().join("tests/fixtures/shapes/heldout"));
-    eprintln!("held-out (48): accuracy {accuracy}, pointing game {pointing}");
-    assert!(accuracy >= 0.85, "accuracy {accuracy}");
-    assert!(pointing >= 0.8, "pointing game {pointing}");
+    assert_scores(&root().join("tests/fixtures/shapes/heldout"), 0.85, 0.8);
 }
 
 /// Shapes drawn by other code than the training generator's (scripts/shapes/other_hands.py:
@@ -137,14 +134,12 @@ fn built_in_model_scores_on_the_held_out_set() {
 /// shipped model scores 85.4 % (41/48) with a pointing game of 100 % there.
 #[test]
 fn built_in_model_recognises_shapes_drawn_by_other_code() {
-    let (accuracy, pointing) = eval_built_in(&root().join("tests/fixtures/shapes/other_hands"));
-    eprintln!("other hands (48): accuracy {accuracy}, pointing game {pointing}");
-    assert!(accuracy >= 0.8, "accuracy {accuracy}");
-    assert!(pointing >= 0.9, "pointing game {pointing}");
+    assert_scores(&root().join("tests/fixtures/shapes/other_hands"), 0.8, 0.9);
 }
 
-/// `vit-lens eval --json` with the built-in model on the CPU: (accuracy, pointing game).
-fn eval_built_in(data: &std::path::Path) -> (f64, f64) {
+/// `vit-lens eval --json` with the built-in model on the CPU reaches these accuracy and
+/// pointing-game floors on the set in `data`.
+fn assert_scores(data: &std::path::Path, min_accuracy: f64, min_pointing: f64) {
     let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
         .args(["eval", "--json", "--backend", "cpu", "--data"])
         .arg(data)
@@ -156,10 +151,23 @@ fn eval_built_in(data: &std::path::Path) -> (f64, f64) {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        report["accuracy"].as_f64().unwrap(),
-        report["pointing_game"].as_f64().unwrap(),
-    )
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    let pointing = report["pointing_game"].as_f64().unwrap();
+    let n = report["images"].as_u64().unwrap();
+    eprintln!(
+        "{}: {n} images, accuracy {accuracy}, pointing game {pointing}",
+        data.display()
+    );
+    assert!(
+        accuracy >= min_accuracy,
+        "{}: accuracy {accuracy}",
+        data.display()
+    );
+    assert!(
+        pointing >= min_pointing,
+        "{}: pointing game {pointing}",
+        data.display()
+    );
 }
 
 /// The fixed held-out set of the README: 500 images of seed 900001, which the training stream
@@ -234,8 +242,5 @@ fn built_in_model_reaches_95_percent_on_the_readme_held_out_set() {
         "the generator drew a different held-out set (fingerprint {fingerprint:#018x}); \
          numpy and Pillow must be the versions of scripts/shapes/requirements.txt"
     );
-    let (accuracy, pointing) = eval_built_in(&dir.0);
-    eprintln!("held-out ({count}): accuracy {accuracy}, pointing game {pointing}");
-    assert!(accuracy >= 0.95, "accuracy {accuracy}");
-    assert!(pointing >= 0.8, "pointing game {pointing}");
+    assert_scores(&dir.0, 0.95, 0.8);
 }
