@@ -183,6 +183,9 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------- shape ---
 
+VARIETY_MAX_DIAM = 0.55  # largest shape of a `_variety` style, share of the side
+
+
 def _variety(vr: np.random.Generator, name: str) -> dict:
     """Training-only variation (``render(..., variety=p)``): another drawing style
     (a filled figure with a contrasting border, or for the classes other than circle
@@ -205,7 +208,6 @@ def _variety(vr: np.random.Generator, name: str) -> dict:
         "outline": outline,
         "stretch": float(vr.uniform(1 - squash, 1 + squash)),
         "edge": float(vr.uniform(0.015, 0.07)),  # border or outline width, share of the side
-        "max_diam": 0.55,
         "clutter": float(vr.uniform(0.0, 1.0)) if vr.random() < 0.5 else 1.0,
     }
 
@@ -229,7 +231,7 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
     """(fill alpha, edge alpha or None) as float32 [size,size]; the edge is the border or
     outline line of a ``_variety`` style."""
     S = size * SUPERSAMPLE
-    diam = rng.uniform(min_diam, 0.40 if var is None else var["max_diam"])
+    diam = rng.uniform(min_diam, 0.40 if var is None else VARIETY_MAX_DIAM)
     r = diam / 2
     rot = rng.uniform(0, 2 * np.pi)
     inner = rng.uniform(0.45, 0.68)  # ring only

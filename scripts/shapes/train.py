@@ -218,11 +218,13 @@ class Pool:
         x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety)
         # what a photo or a download does to an image: JPEG at a random quality (the random
         # stream is only touched when the option is on, so runs without it are unchanged)
-        for i in range(n) if self.jpeg > 0 else ():
-            if self.rng.random() < self.jpeg:
-                buf = io.BytesIO()
-                Image.fromarray(x[i]).save(buf, format="JPEG", quality=int(self.rng.integers(50, 96)))
-                x[i] = np.asarray(Image.open(buf).convert("RGB"))
+        if self.jpeg > 0:
+            for i in range(n):
+                if self.rng.random() < self.jpeg:
+                    buf = io.BytesIO()
+                    Image.fromarray(x[i]).save(buf, format="JPEG",
+                                               quality=int(self.rng.integers(50, 96)))
+                    x[i] = np.asarray(Image.open(buf).convert("RGB"))
         return x, m, y
 
     def batch(self, n, hard_frac=0.0):
@@ -590,6 +592,9 @@ def write_readme(out, args, summary, results, keys, wall_s):
            "other star, cross and arrow proportions; a slight stretch; up to 55 % of the side;",
            "calmer backgrounds), so that the model knows a square by its outline and not only as",
            "a filled patch. The evaluation sets below never use it."] if args.variety > 0 else []),
+        *([f"JPEG: {args.jpeg*100:.0f} % of the training images are saved and read back as JPEG at a",
+           "quality drawn from 50–95, as photos and screenshots users drop usually are."]
+          if args.jpeg > 0 else []),
         f"Curriculum: data difficulty (clutter strength, minimum shape size) starts at",
         f"{args.start_difficulty:g}, rises by 0.1 whenever the running accuracy exceeds",
         f"{args.promote_at:g}, and is 1 (the evaluation's) from {args.full_at*100:.0f} % of the time on.",
