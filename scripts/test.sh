@@ -26,6 +26,11 @@ cargo test
 echo "==> wasm tests in headless Chromium (WebGPU)"
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
+# The runner gives chromedriver 5 s to bind its port by default and then fails; a cold start on
+# a loaded machine can take longer. Allow two minutes (the runner restarts a try after 10 s),
+# and load the binary once beforehand (this also prints its version into the log).
+export WASM_BINDGEN_TEST_DRIVER_TIMEOUT="${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-120}"
+"$CHROMEDRIVER" --version
 cargo test --target wasm32-unknown-unknown --test web
 
 echo "==> web app build (trunk build --release)"
