@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{assert_close, fixture_dir, reference};
+use common::{assert_close, fixture_dir, reference, ScratchDir};
 
 /// Runs the CLI; on the CPU backend unless the arguments choose one (the GPU path has its
 /// own, looser tolerances and its own tests).
@@ -30,14 +30,8 @@ fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vit-lens-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// Writes the fixture's first reference image as a `pixel_values` file.
-fn reference_pixels(name: &str) -> PathBuf {
+/// Writes the fixture's first reference image as a `pixel_values` file into `scratch`.
+fn reference_pixels(scratch: &ScratchDir, name: &str) -> PathBuf {
     let pixels = &reference(name)["pixel_values"];
     let [_, c, h, w] = pixels.shape[..] else {
         panic!()
@@ -47,7 +41,7 @@ fn reference_pixels(name: &str) -> PathBuf {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, c, h, w], &bytes)
             .unwrap();
-    let path = temp_path(&format!("{name}-pixels.safetensors"));
+    let path = scratch.join(&format!("{name}-pixels.safetensors"));
     std::fs::write(
         &path,
         safetensors::serialize([("pixel_values", view)], None).unwrap(),
@@ -66,8 +60,9 @@ fn as_f32(v: &serde_json::Value) -> Vec<f32> {
 
 #[test]
 fn classify_pixels_json_matches_reference() {
+    let scratch = ScratchDir::new("cli-reference");
     for name in ["deit_distilled_timm_224", "tiny_vit_timm"] {
-        let pixels = reference_pixels(name);
+        let pixels = reference_pixels(&scratch, name);
         let model = fixture_dir(name);
         let out = vit_lens(&[
             "classify",
@@ -121,8 +116,9 @@ fn classify_pixels_json_matches_reference() {
 
 #[test]
 fn classify_with_fusion_and_discard() {
+    let scratch = ScratchDir::new("cli-fusion");
     let name = "tiny_deit_distilled_hf";
-    let pixels = reference_pixels(name);
+    let pixels = reference_pixels(&scratch, name);
     let model = fixture_dir(name);
     let json = stdout_json(&vit_lens(&[
         "classify",
@@ -173,10 +169,11 @@ fn classify_with_fusion_and_discard() {
 
 #[test]
 fn classify_image_writes_pixels_and_png() {
+    let scratch = ScratchDir::new("cli-image");
     let model = fixture_dir("vit_hf_224");
     let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/rgb.png");
-    let png = temp_path("rollout.png");
-    let saved = temp_path("saved-pixels.safetensors");
+    let png = scratch.join("rollout.png");
+    let saved = scratch.join("saved-pixels.safetensors");
     let out = vit_lens(&[
         "classify",
         "--model",
@@ -239,6 +236,7 @@ fn assert_fails(args: &[&str], needle: &str) {
 
 #[test]
 fn errors_are_one_clear_line() {
+    let scratch = ScratchDir::new("cli-errors");
     let model = fixture_dir("tiny_vit_hf");
     let model = model.to_str().unwrap();
     let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
@@ -267,7 +265,7 @@ fn errors_are_one_clear_line() {
         ],
         "cannot use the image",
     );
-    let pixels = reference_pixels("tiny_vit_hf");
+    let pixels = reference_pixels(&scratch, "tiny_vit_hf");
     assert_fails(
         &[
             "classify",
@@ -304,7 +302,7 @@ fn errors_are_one_clear_line() {
         "distilled",
     );
     // A checkpoint directory whose weights are cut short.
-    let broken = temp_path("broken-model");
+    let broken = scratch.join("broken-model");
     std::fs::create_dir_all(&broken).unwrap();
     let dir = fixture_dir("tiny_vit_hf");
     std::fs::copy(dir.join("config.json"), broken.join("config.json")).unwrap();
@@ -325,7 +323,7 @@ fn errors_are_one_clear_line() {
         "truncated",
     );
     // Pixels of the wrong shape.
-    let wrong = temp_path("wrong-pixels.safetensors");
+    let wrong = scratch.join("wrong-pixels.safetensors");
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 4], &[0u8; 48])
             .unwrap();
@@ -380,8 +378,9 @@ fn bench_reports_json() {
 /// `--backend gpu` (Mesa's lavapipe in CI) gives the CPU's answer, and says which adapter ran.
 #[test]
 fn gpu_backend_matches_cpu_backend() {
+    let scratch = ScratchDir::new("cli-gpu");
     let name = "deit_distilled_timm_224";
-    let pixels = reference_pixels(name);
+    let pixels = reference_pixels(&scratch, name);
     let model = fixture_dir(name);
     let run = |backend: &str| {
         stdout_json(&vit_lens(&[
@@ -434,9 +433,10 @@ fn gpu_backend_matches_cpu_backend() {
 /// rollout's localization when masks are given.
 #[test]
 fn eval_scores_a_labelled_set() {
+    let scratch = ScratchDir::new("cli-eval");
     let model = fixture_dir("vit_hf_224");
     let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
-    let data = temp_path("eval-set");
+    let data = scratch.join("eval-set");
     std::fs::create_dir_all(&data).unwrap();
     let files = ["rgb.png", "gray.png", "lossless.webp"];
     let mut predicted = Vec::new();
@@ -524,8 +524,9 @@ fn load_labels(model: &std::path::Path) -> Vec<String> {
 /// adapter, which is slower than the CPU engine).
 #[test]
 fn auto_backend_explains_its_choice() {
+    let scratch = ScratchDir::new("cli-auto");
     let name = "tiny_vit_hf";
-    let pixels = reference_pixels(name);
+    let pixels = reference_pixels(&scratch, name);
     let model = fixture_dir(name);
     let json = stdout_json(&vit_lens(&[
         "classify",

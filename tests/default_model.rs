@@ -3,8 +3,11 @@
 //! read files from disk and run the CLI.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::process::Command;
 
+use common::ScratchDir;
 use vit_lens::analysis::{rollout, softmax, RolloutOptions};
 use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
 use vit_lens::engine::Engine;
@@ -198,29 +201,17 @@ fn fingerprint_set(dir: &std::path::Path) -> u64 {
     hash
 }
 
-/// A directory under the system's temporary folder, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The acceptance guard of the shipped model: ≥ 95 % accuracy and a pointing game ≥ 80 % on
 /// the README's 500 held-out images, through `vit-lens eval`. Needs python3 with numpy and
 /// Pillow at the versions of `scripts/shapes/requirements.txt` (`.ci/run` installs them).
 #[test]
 fn built_in_model_reaches_95_percent_on_the_readme_held_out_set() {
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "vit-lens-heldout-{README_SET_SEED}-{}",
-        std::process::id()
-    )));
+    let dir = ScratchDir::new(&format!("heldout-{README_SET_SEED}"));
     let count = README_SET_COUNT.to_string();
     let generated = Command::new("python3")
         .args(["scripts/shapes/shapes.py", "--seed", README_SET_SEED])
         .args(["--count", &count, "--size", "224", "--fast-png", "--out"])
-        .arg(&dir.0)
+        .arg(dir.path())
         .current_dir(root())
         .output();
     let generated = match generated {
@@ -236,11 +227,11 @@ fn built_in_model_reaches_95_percent_on_the_readme_held_out_set() {
          scripts/shapes/requirements.txt installs what it needs):\n{}",
         String::from_utf8_lossy(&generated.stderr)
     );
-    let fingerprint = fingerprint_set(&dir.0);
+    let fingerprint = fingerprint_set(dir.path());
     assert_eq!(
         fingerprint, README_SET_FINGERPRINT,
         "the generator drew a different held-out set (fingerprint {fingerprint:#018x}); \
          numpy and Pillow must be the versions of scripts/shapes/requirements.txt"
     );
-    assert_scores(&dir.0, 0.95, 0.8);
+    assert_scores(dir.path(), 0.95, 0.8);
 }

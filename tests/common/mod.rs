@@ -2,9 +2,37 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vit_lens::checkpoint::{read_safetensors, Checkpoint, CheckpointFiles, WeightTensor};
+
+/// A test's own directory under the system's temporary folder, removed with everything in it
+/// when dropped: tests that run in parallel never share a file, and nothing is left behind.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// `vit-lens-{label}-{process id}`, emptied if a killed run left it behind.
+    pub fn new(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vit-lens-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 pub fn fixture_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
