@@ -47,7 +47,7 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "pentagon", "arrow"]
 SUPERSAMPLE = 4
@@ -136,6 +136,24 @@ def _background(rng: np.random.Generator, size: int, clutter: float = 1.0) -> np
     return img
 
 
+def _backdrop(vr: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """A calm training-only background (``_variety``) in place of the cluttered one:
+    ``flat`` is one colour with fine grain; ``field`` is an out-of-focus colour field,
+    random colour grids at three coarseness levels, upsampled and blurred, summed and
+    stretched to the full range, as a blurred photo behind a drawing looks."""
+    if kind == "flat":
+        img = np.broadcast_to(_rand_colour(vr), (size, size, 3)).astype(np.float32)
+        return img + vr.normal(0, vr.uniform(1, 6), (size, size, 1)).astype(np.float32)
+    img = np.zeros((size, size, 3), np.float32)
+    for g in (int(vr.integers(2, 4)), int(vr.integers(4, 8)), int(vr.integers(8, 16))):
+        grid = vr.uniform(0, 255, (g, g, 3)).astype(np.uint8)
+        up = Image.fromarray(grid).resize((size, size), Image.BICUBIC)
+        up = np.asarray(up.filter(ImageFilter.GaussianBlur(0.4 * size / g)), np.float32)
+        img += vr.uniform(0.3, 1.0) * (up - 127.5)
+    lo, hi = img.min((0, 1)), img.max((0, 1))
+    return (img - lo) / np.maximum(hi - lo, 1e-3) * vr.uniform(150, 255) + vr.uniform(0, 60)
+
+
 def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
     """Alpha [size,size] float32 of n open distractor strokes."""
     S = size * SUPERSAMPLE
@@ -186,11 +204,13 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 VARIETY_MAX_DIAM = 0.55  # largest shape of a `_variety` style, share of the side
 
 
-def _variety(vr: np.random.Generator, name: str) -> dict:
+def _variety(vr: np.random.Generator, name: str, backdrops: bool = False) -> dict:
     """Training-only variation (``render(..., variety=p)``): another drawing style
     (a filled figure with a contrasting border, or for the classes other than circle
     and ring only an outline), other proportions (star depth, cross arm width, arrow
-    shaft and head), a slight stretch, larger sizes and calmer backgrounds."""
+    shaft and head), a slight stretch, larger sizes and calmer backgrounds: less clutter,
+    and with ``backdrops`` in three of five images a ``_backdrop`` (a flat colour or an
+    out-of-focus colour field) under the strokes."""
     styles = ["filled", "bordered"] + ([] if name in ("circle", "ring") else ["outlined"])
     if name == "star":
         outline = _star(5, vr.uniform(0.30, 0.58))
@@ -209,6 +229,9 @@ def _variety(vr: np.random.Generator, name: str) -> dict:
         "stretch": float(vr.uniform(1 - squash, 1 + squash)),
         "edge": float(vr.uniform(0.015, 0.07)),  # border or outline width, share of the side
         "clutter": float(vr.uniform(0.0, 1.0)) if vr.random() < 0.5 else 1.0,
+        # drawn only when asked for, so the random stream without backdrops is unchanged
+        "backdrop": (["clutter", "clutter", "field", "field", "flat"][int(vr.integers(0, 5))]
+                     if backdrops else "clutter"),
     }
 
 
@@ -284,14 +307,15 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
 
 
 def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0,
-           variety: float = 0.0):
+           variety: float = 0.0, backdrops: bool = False):
     """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
 
     ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
     larger; at the default 1.0 the output is the full data set (same random
     stream either way).  ``variety`` > 0 (training only) draws that share of the
     images in a ``_variety`` style; at the default 0 the random stream, and so
-    every seeded set, is unchanged.  The mask of a bordered or outlined figure
+    every seeded set, is unchanged.  ``backdrops`` lets those styled images use
+    a calm ``_backdrop``.  The mask of a bordered or outlined figure
     is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
@@ -303,10 +327,12 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     if variety > 0:
         vr = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
         if vr.random() < variety:
-            var = _variety(vr, name)
+            var = _variety(vr, name, backdrops)
     clutter = d if var is None else d * var["clutter"]
 
     img = _background(rng, size, clutter)
+    if var is not None and var["backdrop"] != "clutter":
+        img = _backdrop(vr, size, var["backdrop"])
     for _ in range(int(rng.integers(1, 3))):  # up to two stroke colours
         n = int(rng.integers(1, 6))
         a = _stroke_layer(rng, size, n) * (rng.uniform(0.6, 1.0) * clutter)
@@ -345,13 +371,14 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
 
 
 def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0,
-                 variety: float = 0.0):
+                 variety: float = 0.0, backdrops: bool = False):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
-        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety)
+        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety,
+                                               backdrops=backdrops)
     return imgs, masks, labels
 
 

@@ -85,6 +85,8 @@ def parse_args(argv=None):
                     help="share of each batch drawn from the pool in proportion to each image's last loss")
     ap.add_argument("--variety", type=float, default=0.0,
                     help="share of training images drawn in another style (shapes.render(variety=...))")
+    ap.add_argument("--backdrops", action="store_true",
+                    help="let variety images use a flat or out-of-focus colour-field background")
     ap.add_argument("--jpeg", type=float, default=0.0,
                     help="share of training images passed through JPEG at quality 50-95")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
@@ -193,10 +195,10 @@ class Pool:
     images at the current difficulty and samples a batch under a random D4 transform (flips
     and quarter turns never change a shape's class)."""
 
-    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0):
+    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0, backdrops=False):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.pick = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self.variety, self.jpeg = variety, jpeg
+        self.variety, self.jpeg, self.backdrops = variety, jpeg, backdrops
         t = time.time()
         self.x, self.m, self.y = self.render(size, difficulty)
         self.init_time = time.time() - t
@@ -215,7 +217,7 @@ class Pool:
         self.gen_time += time.time() - t
 
     def render(self, n, difficulty):
-        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety)
+        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety, self.backdrops)
         # what a photo or a download does to an image: JPEG at a random quality (the random
         # stream is only touched when the option is on, so runs without it are unchanged)
         if self.jpeg > 0:
@@ -308,7 +310,7 @@ def train(args):
         difficulty, generated = st["difficulty"], st["generated"]
         t_start -= st["elapsed"]
     pool = Pool(args.seed if resumed is None else args.seed * 1_000_003 + step, args.pool,
-                difficulty, args.variety, args.jpeg)
+                difficulty, args.variety, args.jpeg, args.backdrops)
     pool.generated += generated
     log(f"pool of {args.pool} images generated in {pool.init_time:.0f} s")
 
@@ -590,7 +592,9 @@ def write_readme(out, args, summary, results, keys, wall_s):
         *([f"Variety: {args.variety*100:.0f} % of the training images are drawn in another style",
            "(`shapes.render(variety=...)`: filled with a contrasting border, or only outlined;",
            "other star, cross and arrow proportions; a slight stretch; up to 55 % of the side;",
-           "calmer backgrounds), so that the model knows a square by its outline and not only as",
+           "calmer backgrounds" + (": less clutter, or in three of five a flat colour or an"
+                                   " out-of-focus colour field)," if args.backdrops else "),"),
+           "so that the model knows a square by its outline and not only as",
            "a filled patch. The evaluation sets below never use it."] if args.variety > 0 else []),
         *([f"JPEG: {args.jpeg*100:.0f} % of the training images are saved and read back as JPEG at a",
            "quality drawn from 50–95, as photos and screenshots users drop usually are."]
