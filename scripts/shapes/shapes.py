@@ -330,9 +330,10 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
             var = _variety(vr, name, backdrops)
     clutter = d if var is None else d * var["clutter"]
 
-    img = _background(rng, size, clutter)
     if var is not None and var["backdrop"] != "clutter":
         img = _backdrop(vr, size, var["backdrop"])
+    else:
+        img = _background(rng, size, clutter)
     for _ in range(int(rng.integers(1, 3))):  # up to two stroke colours
         n = int(rng.integers(1, 6))
         a = _stroke_layer(rng, size, n) * (rng.uniform(0.6, 1.0) * clutter)
