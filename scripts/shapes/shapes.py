@@ -204,13 +204,19 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 VARIETY_MAX_DIAM = 0.55  # largest shape of a `_variety` style, share of the side
 
 
-def _variety(vr: np.random.Generator, name: str, backdrops: bool = False) -> dict:
+def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
+             broad: bool = False) -> dict:
     """Training-only variation (``render(..., variety=p)``): another drawing style
     (a filled figure with a contrasting border, or for the classes other than circle
     and ring only an outline), other proportions (star depth, cross arm width, arrow
     shaft and head), a slight stretch, larger sizes and calmer backgrounds: less clutter,
     and with ``backdrops`` in three of five images a ``_backdrop`` (a flat colour or an
-    out-of-focus colour field) under the strokes."""
+    out-of-focus colour field) under the strokes.
+
+    ``broad`` widens it further: thinner rings, figures up to ``BROAD_MAX_DIAM`` of the
+    side, and in half of the bordered or outlined figures a line laid inside the edge
+    that may be as wide as the figure's arms, so that a border can leave only a sliver
+    of the fill (a wide border on a thin cross leaves a four-pointed star of fill)."""
     styles = ["filled", "bordered"] + ([] if name in ("circle", "ring") else ["outlined"])
     if name == "star":
         outline = _star(5, vr.uniform(0.30, 0.58))
@@ -232,6 +238,20 @@ def _variety(vr: np.random.Generator, name: str, backdrops: bool = False) -> dic
         # drawn only when asked for, so the random stream without backdrops is unchanged
         "backdrop": (["clutter", "clutter", "field", "field", "flat"][int(vr.integers(0, 5))]
                      if backdrops else "clutter"),
+        # also drawn only when asked for
+        **(_broad(vr) if broad else {}),
+    }
+
+
+BROAD_MAX_DIAM = 0.62  # largest shape with ``broad`` variety, share of the side
+
+
+def _broad(vr: np.random.Generator) -> dict:
+    return {
+        "inner": float(vr.uniform(0.45, 0.86)),  # ring hole, share of the outer radius
+        "max_diam": BROAD_MAX_DIAM,
+        "inset": bool(vr.random() < 0.5),  # the line lies inside the edge, not on it
+        "edge": float(vr.uniform(0.012, 0.07)),
     }
 
 
@@ -254,10 +274,12 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
     """(fill alpha, edge alpha or None) as float32 [size,size]; the edge is the border or
     outline line of a ``_variety`` style."""
     S = size * SUPERSAMPLE
-    diam = rng.uniform(min_diam, 0.40 if var is None else VARIETY_MAX_DIAM)
+    diam = rng.uniform(min_diam, 0.40 if var is None else var.get("max_diam", VARIETY_MAX_DIAM))
     r = diam / 2
     rot = rng.uniform(0, 2 * np.pi)
     inner = rng.uniform(0.45, 0.68)  # ring only
+    if var is not None and "inner" in var:
+        inner = var["inner"]
     margin = 1.5 / size
     canvas = Image.new("L", (S, S), 0)
     d = ImageDraw.Draw(canvas)
@@ -273,10 +295,13 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
             return fill, None
         edge_canvas = Image.new("L", (S, S), 0)
         e = ImageDraw.Draw(edge_canvas)
-        width = max(SUPERSAMPLE, int(round(min(var["edge"], 0.4 * r) * S)))
+        inset = var.get("inset", False)
+        # an inset line is drawn twice as wide on the edge and cut to the figure
+        width = max(SUPERSAMPLE, int(round((2 * var["edge"] if inset else min(var["edge"], 0.4 * r)) * S)))
         for pts in paths:
             e.line(pts + pts[:2], fill=255, width=width, joint="curve")
-        return fill, np.asarray(edge_canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
+        edge = np.asarray(edge_canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
+        return fill, (np.minimum(edge, fill) if inset else edge)
     if name in ("circle", "ring"):
         cx, cy = _place(rng, np.array([[-r, -r], [r, r]]), margin)
         d.ellipse([(cx - r) * S, (cy - r) * S, (cx + r) * S, (cy + r) * S], fill=255)
@@ -307,7 +332,7 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
 
 
 def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0,
-           variety: float = 0.0, backdrops: bool = False):
+           variety: float = 0.0, backdrops: bool = False, broad: bool = False):
     """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
 
     ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
@@ -315,7 +340,7 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     stream either way).  ``variety`` > 0 (training only) draws that share of the
     images in a ``_variety`` style; at the default 0 the random stream, and so
     every seeded set, is unchanged.  ``backdrops`` lets those styled images use
-    a calm ``_backdrop``.  The mask of a bordered or outlined figure
+    a calm ``_backdrop``, and ``broad`` widens the styles (see ``_variety``).  The mask of a bordered or outlined figure
     is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
@@ -327,7 +352,7 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     if variety > 0:
         vr = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
         if vr.random() < variety:
-            var = _variety(vr, name, backdrops)
+            var = _variety(vr, name, backdrops, broad)
     clutter = d if var is None else d * var["clutter"]
 
     if var is not None and var["backdrop"] != "clutter":
@@ -372,14 +397,14 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
 
 
 def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0,
-                 variety: float = 0.0, backdrops: bool = False):
+                 variety: float = 0.0, backdrops: bool = False, broad: bool = False):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
         imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety,
-                                               backdrops=backdrops)
+                                               backdrops=backdrops, broad=broad)
     return imgs, masks, labels
 
 

@@ -87,6 +87,9 @@ def parse_args(argv=None):
                     help="share of training images drawn in another style (shapes.render(variety=...))")
     ap.add_argument("--backdrops", action="store_true",
                     help="let variety images use a flat or out-of-focus colour-field background")
+    ap.add_argument("--broad", action="store_true",
+                    help="widen the variety styles: thinner rings, larger figures, borders and "
+                         "outlines inside the edge as wide as the arms")
     ap.add_argument("--jpeg", type=float, default=0.0,
                     help="share of training images passed through JPEG at quality 50-95")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
@@ -195,10 +198,11 @@ class Pool:
     images at the current difficulty and samples a batch under a random D4 transform (flips
     and quarter turns never change a shape's class)."""
 
-    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0, backdrops=False):
+    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0, backdrops=False,
+                 broad=False):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.pick = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self.variety, self.jpeg, self.backdrops = variety, jpeg, backdrops
+        self.variety, self.jpeg, self.backdrops, self.broad = variety, jpeg, backdrops, broad
         t = time.time()
         self.x, self.m, self.y = self.render(size, difficulty)
         self.init_time = time.time() - t
@@ -217,7 +221,8 @@ class Pool:
         self.gen_time += time.time() - t
 
     def render(self, n, difficulty):
-        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety, self.backdrops)
+        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety, self.backdrops,
+                                      self.broad)
         # what a photo or a download does to an image: JPEG at a random quality (the random
         # stream is only touched when the option is on, so runs without it are unchanged)
         if self.jpeg > 0:
@@ -310,7 +315,7 @@ def train(args):
         difficulty, generated = st["difficulty"], st["generated"]
         t_start -= st["elapsed"]
     pool = Pool(args.seed if resumed is None else args.seed * 1_000_003 + step, args.pool,
-                difficulty, args.variety, args.jpeg, args.backdrops)
+                difficulty, args.variety, args.jpeg, args.backdrops, args.broad)
     pool.generated += generated
     log(f"pool of {args.pool} images generated in {pool.init_time:.0f} s")
 
@@ -591,7 +596,10 @@ def write_readme(out, args, summary, results, keys, wall_s):
            "hardest), the rest uniformly."] if args.hard_frac > 0 else []),
         *([f"Variety: {args.variety*100:.0f} % of the training images are drawn in another style",
            "(`shapes.render(variety=...)`: filled with a contrasting border, or only outlined;",
-           "other star, cross and arrow proportions; a slight stretch; up to 55 % of the side;",
+           "other star, cross and arrow proportions; a slight stretch; "
+           + ("up to 62 % of the side; thinner rings; in half of the bordered or outlined figures"
+              " a line inside the edge, as wide as the arms allow;" if args.broad
+              else "up to 55 % of the side;"),
            "calmer backgrounds" + (": less clutter, or in three of five a flat colour or an"
                                    " out-of-focus colour field)," if args.backdrops else "),"),
            "so that the model knows a square by its outline and not only as",
