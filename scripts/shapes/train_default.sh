@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the built-in model from scratch and exports it to assets/model (needs torch and
-# transformers from PyPI). Five stages, about 465 minutes on this 2-core machine:
+# transformers from PyPI). Six stages, about 545 minutes on this 2-core machine:
 #   1. 85 min, one thread: curriculum from clean shapes to full clutter (scripts/shapes/train.py),
 #   2. 30 min, one thread: full clutter only, lower learning rate, from stage 1's weights,
 #   3. 130 min, one thread: full clutter, a second cosine cycle from stage 2's weights,
@@ -8,7 +8,10 @@
 #      of each batch drawn by loss (hard examples) and 35 % of the images in other drawing
 #      styles (outlined or bordered figures, other proportions, calmer backgrounds),
 #   5. 125 min, two threads, bfloat16: a fourth cycle from stage 4's weights, half of the images
-#      in other styles and 30 % passed through JPEG (quality 50-95).
+#      in other styles and 30 % passed through JPEG (quality 50-95),
+#   6. 80 min, two threads, bfloat16: a fifth cycle from stage 5's weights, 60 % of the images in
+#      broader other styles (thinner rings, larger figures, borders inside the edge) and on
+#      calmer backdrops (a flat colour, an out-of-focus colour field).
 # Each stage evaluates its export on held-out images (train_log.txt, README.md in its --out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,11 +32,16 @@ python3 scripts/shapes/train.py --out "$work/stage4" --work "$work" \
   --minutes 95 --layers 4 --threads 2 --seed 4 \
   --start-difficulty 1 --lr 2.5e-4 --lr-end 1e-5 --warmup 20 \
   --hard-frac 0.5 --bf16 --variety 0.35
-python3 scripts/shapes/train.py --out assets/model --work "$work" \
+python3 scripts/shapes/train.py --out "$work/stage5" --work "$work" \
   --init "$work/final4.pt" --final-name final5.pt \
   --minutes 125 --layers 4 --threads 2 --seed 5 \
   --start-difficulty 1 --lr 2e-4 --lr-end 1e-5 --warmup 20 \
   --hard-frac 0.5 --bf16 --variety 0.5 --jpeg 0.3
-for s in 1 2 3 4; do
+python3 scripts/shapes/train.py --out assets/model --work "$work" \
+  --init "$work/final5.pt" --final-name final6.pt \
+  --minutes 80 --layers 4 --threads 2 --seed 6 \
+  --start-difficulty 1 --lr 1.5e-4 --lr-end 1e-5 --warmup 20 \
+  --hard-frac 0.5 --bf16 --variety 0.6 --backdrops --broad --jpeg 0.3
+for s in 1 2 3 4 5; do
   cp "$work/stage$s/train_log.txt" "assets/model/train_log_stage$s.txt"
 done
