@@ -297,7 +297,8 @@ def _shape_alpha(rng: np.random.Generator, size: int, name: str, min_diam: float
         e = ImageDraw.Draw(edge_canvas)
         inset = var.get("inset", False)
         # an inset line is drawn twice as wide on the edge and cut to the figure
-        width = max(SUPERSAMPLE, int(round((2 * var["edge"] if inset else min(var["edge"], 0.4 * r)) * S)))
+        line = 2 * var["edge"] if inset else min(var["edge"], 0.4 * r)
+        width = max(SUPERSAMPLE, int(round(line * S)))
         for pts in paths:
             e.line(pts + pts[:2], fill=255, width=width, joint="curve")
         edge = np.asarray(edge_canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
@@ -340,8 +341,8 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     stream either way).  ``variety`` > 0 (training only) draws that share of the
     images in a ``_variety`` style; at the default 0 the random stream, and so
     every seeded set, is unchanged.  ``backdrops`` lets those styled images use
-    a calm ``_backdrop``, and ``broad`` widens the styles (see ``_variety``).  The mask of a bordered or outlined figure
-    is its whole region, interior included.
+    a calm ``_backdrop``, and ``broad`` widens the styles (see ``_variety``).
+    The mask of a bordered or outlined figure is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
     if label is None:

@@ -596,10 +596,10 @@ def write_readme(out, args, summary, results, keys, wall_s):
            "hardest), the rest uniformly."] if args.hard_frac > 0 else []),
         *([f"Variety: {args.variety*100:.0f} % of the training images are drawn in another style",
            "(`shapes.render(variety=...)`: filled with a contrasting border, or only outlined;",
-           "other star, cross and arrow proportions; a slight stretch; "
-           + ("up to 62 % of the side; thinner rings; in half of the bordered or outlined figures"
-              " a line inside the edge, as wide as the arms allow;" if args.broad
-              else "up to 55 % of the side;"),
+           "other star, cross and arrow proportions; a slight stretch; up to "
+           + (f"{shapes.BROAD_MAX_DIAM * 100:.0f} % of the side; thinner rings; in half of the"
+              " bordered or outlined figures a line inside the edge, as wide as the arms allow;"
+              if args.broad else f"{shapes.VARIETY_MAX_DIAM * 100:.0f} % of the side;"),
            "calmer backgrounds" + (": less clutter, or in three of five a flat colour or an"
                                    " out-of-focus colour field)," if args.backdrops else "),"),
            "so that the model knows a square by its outline and not only as",
