@@ -205,7 +205,7 @@ VARIETY_MAX_DIAM = 0.55  # largest shape of a `_variety` style, share of the sid
 
 
 def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
-             broad: bool = False) -> dict:
+             broad: bool = False, line_share: float | None = None) -> dict:
     """Training-only variation (``render(..., variety=p)``): another drawing style
     (a filled figure with a contrasting border, or for the classes other than circle
     and ring only an outline), other proportions (star depth, cross arm width, arrow
@@ -216,7 +216,10 @@ def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
     ``broad`` widens it further: thinner rings, figures up to ``BROAD_MAX_DIAM`` of the
     side, and in half of the bordered or outlined figures a line laid inside the edge
     that may be as wide as the figure's arms, so that a border can leave only a sliver
-    of the fill (a wide border on a thin cross leaves a four-pointed star of fill)."""
+    of the fill (a wide border on a thin cross leaves a four-pointed star of fill).
+
+    ``line_share`` (0-1), when given, is the chance that the figure is bordered or
+    outlined rather than filled, in place of an even choice of the styles."""
     styles = ["filled", "bordered"] + ([] if name in ("circle", "ring") else ["outlined"])
     if name == "star":
         outline = _star(5, vr.uniform(0.30, 0.58))
@@ -229,7 +232,7 @@ def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
     else:
         outline = POLYGONS[name]
     squash = 0.1 if name in ("circle", "ring") else 0.2
-    return {
+    var = {
         "style": styles[int(vr.integers(0, len(styles)))],
         "outline": outline,
         "stretch": float(vr.uniform(1 - squash, 1 + squash)),
@@ -241,6 +244,11 @@ def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
         # also drawn only when asked for
         **(_broad(vr) if broad else {}),
     }
+    if line_share is not None:  # drawn last, so the stream without it is unchanged
+        lines = styles[1:]
+        var["style"] = (lines[int(vr.integers(0, len(lines)))] if vr.random() < line_share
+                        else "filled")
+    return var
 
 
 BROAD_MAX_DIAM = 0.62  # largest shape with ``broad`` variety, share of the side
@@ -333,7 +341,8 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
 
 
 def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0,
-           variety: float = 0.0, backdrops: bool = False, broad: bool = False):
+           variety: float = 0.0, backdrops: bool = False, broad: bool = False,
+           line_share: float | None = None):
     """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
 
     ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
@@ -341,7 +350,8 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     stream either way).  ``variety`` > 0 (training only) draws that share of the
     images in a ``_variety`` style; at the default 0 the random stream, and so
     every seeded set, is unchanged.  ``backdrops`` lets those styled images use
-    a calm ``_backdrop``, and ``broad`` widens the styles (see ``_variety``).
+    a calm ``_backdrop``, ``broad`` widens the styles and ``line_share`` sets how
+    many of them are bordered or outlined (see ``_variety``).
     The mask of a bordered or outlined figure is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
@@ -353,7 +363,7 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     if variety > 0:
         vr = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
         if vr.random() < variety:
-            var = _variety(vr, name, backdrops, broad)
+            var = _variety(vr, name, backdrops, broad, line_share)
     clutter = d if var is None else d * var["clutter"]
 
     if var is not None and var["backdrop"] != "clutter":
@@ -398,14 +408,16 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
 
 
 def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0,
-                 variety: float = 0.0, backdrops: bool = False, broad: bool = False):
+                 variety: float = 0.0, backdrops: bool = False, broad: bool = False,
+                 line_share: float | None = None):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
         imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety,
-                                               backdrops=backdrops, broad=broad)
+                                               backdrops=backdrops, broad=broad,
+                                               line_share=line_share)
     return imgs, masks, labels
 
 

@@ -90,6 +90,9 @@ def parse_args(argv=None):
     ap.add_argument("--broad", action="store_true",
                     help="widen the variety styles: thinner rings, larger figures, borders and "
                          "outlines inside the edge as wide as the arms")
+    ap.add_argument("--line-share", type=float, default=None,
+                    help="chance that a variety figure is bordered or outlined (default: an even "
+                         "choice of the styles)")
     ap.add_argument("--jpeg", type=float, default=0.0,
                     help="share of training images passed through JPEG at quality 50-95")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
@@ -199,10 +202,11 @@ class Pool:
     and quarter turns never change a shape's class)."""
 
     def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0, backdrops=False,
-                 broad=False):
+                 broad=False, line_share=None):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.pick = np.random.default_rng(np.random.SeedSequence([seed, 2]))
         self.variety, self.jpeg, self.backdrops, self.broad = variety, jpeg, backdrops, broad
+        self.line_share = line_share
         t = time.time()
         self.x, self.m, self.y = self.render(size, difficulty)
         self.init_time = time.time() - t
@@ -222,7 +226,7 @@ class Pool:
 
     def render(self, n, difficulty):
         x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety, self.backdrops,
-                                      self.broad)
+                                      self.broad, self.line_share)
         # what a photo or a download does to an image: JPEG at a random quality (the random
         # stream is only touched when the option is on, so runs without it are unchanged)
         if self.jpeg > 0:
@@ -315,7 +319,7 @@ def train(args):
         difficulty, generated = st["difficulty"], st["generated"]
         t_start -= st["elapsed"]
     pool = Pool(args.seed if resumed is None else args.seed * 1_000_003 + step, args.pool,
-                difficulty, args.variety, args.jpeg, args.backdrops, args.broad)
+                difficulty, args.variety, args.jpeg, args.backdrops, args.broad, args.line_share)
     pool.generated += generated
     log(f"pool of {args.pool} images generated in {pool.init_time:.0f} s")
 
@@ -602,6 +606,8 @@ def write_readme(out, args, summary, results, keys, wall_s):
               if args.broad else f"{shapes.VARIETY_MAX_DIAM * 100:.0f} % of the side;"),
            "calmer backgrounds" + (": less clutter, or in three of five a flat colour or an"
                                    " out-of-focus colour field)," if args.backdrops else "),"),
+           *([f"{args.line_share * 100:.0f} % of these figures bordered or outlined, the rest filled,"]
+             if args.line_share is not None else []),
            "so that the model knows a square by its outline and not only as",
            "a filled patch. The evaluation sets below never use it."] if args.variety > 0 else []),
         *([f"JPEG: {args.jpeg*100:.0f} % of the training images are saved and read back as JPEG at a",
