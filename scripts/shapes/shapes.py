@@ -41,6 +41,7 @@ cycles through the classes (item i has label i % 8) so sets are balanced.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -204,9 +205,19 @@ def _stroke_layer(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
 VARIETY_MAX_DIAM = 0.55  # largest shape of a `_variety` style, share of the side
 
 
-def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
-             broad: bool = False, line_share: float | None = None) -> dict:
-    """Training-only variation (``render(..., variety=p)``): another drawing style
+@dataclasses.dataclass(frozen=True)
+class Variety:
+    """Training-only styling for ``render`` (see ``_variety``): ``share`` of the images
+    are drawn in another style; ``backdrops``, ``broad`` and ``line_share`` tune those.
+    The default draws none, and every seeded set is unchanged."""
+    share: float = 0.0
+    backdrops: bool = False
+    broad: bool = False
+    line_share: float | None = None
+
+
+def _variety(vr: np.random.Generator, name: str, opts: Variety) -> dict:
+    """Training-only variation (``render(..., variety=Variety(share, ...))``): another drawing style
     (a filled figure with a contrasting border, or for the classes other than circle
     and ring only an outline), other proportions (star depth, cross arm width, arrow
     shaft and head), a slight stretch, larger sizes and calmer backgrounds: less clutter,
@@ -240,13 +251,13 @@ def _variety(vr: np.random.Generator, name: str, backdrops: bool = False,
         "clutter": float(vr.uniform(0.0, 1.0)) if vr.random() < 0.5 else 1.0,
         # drawn only when asked for, so the random stream without backdrops is unchanged
         "backdrop": (["clutter", "clutter", "field", "field", "flat"][int(vr.integers(0, 5))]
-                     if backdrops else "clutter"),
+                     if opts.backdrops else "clutter"),
         # also drawn only when asked for
-        **(_broad(vr) if broad else {}),
+        **(_broad(vr) if opts.broad else {}),
     }
-    if line_share is not None:  # drawn last, so the stream without it is unchanged
+    if opts.line_share is not None:  # drawn last, so the stream without it is unchanged
         lines = styles[1:]
-        var["style"] = (lines[int(vr.integers(0, len(lines)))] if vr.random() < line_share
+        var["style"] = (lines[int(vr.integers(0, len(lines)))] if vr.random() < opts.line_share
                         else "filled")
     return var
 
@@ -341,17 +352,14 @@ def _contrasting(rng: np.random.Generator, ref: np.ndarray, min_dist: float = 12
 
 
 def render(rng: np.random.Generator, size: int, label: int | None = None, difficulty: float = 1.0,
-           variety: float = 0.0, backdrops: bool = False, broad: bool = False,
-           line_share: float | None = None):
+           variety: Variety = Variety()):
     """Render one image. Returns (rgb uint8 [size,size,3], mask bool [size,size], label).
 
     ``difficulty`` < 1 (a training curriculum) fades the clutter and keeps shapes
     larger; at the default 1.0 the output is the full data set (same random
-    stream either way).  ``variety`` > 0 (training only) draws that share of the
-    images in a ``_variety`` style; at the default 0 the random stream, and so
-    every seeded set, is unchanged.  ``backdrops`` lets those styled images use
-    a calm ``_backdrop``, ``broad`` widens the styles and ``line_share`` sets how
-    many of them are bordered or outlined (see ``_variety``).
+    stream either way).  ``variety`` (training only) draws ``variety.share`` of the
+    images in a ``_variety`` style; at the default share 0 the random stream, and so
+    every seeded set, is unchanged.
     The mask of a bordered or outlined figure is its whole region, interior included.
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
@@ -360,10 +368,10 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
     name = CLASSES[label]
     noise_seed = int(rng.integers(0, 2**63 - 1))
     var, vr = None, None
-    if variety > 0:
+    if variety.share > 0:
         vr = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-        if vr.random() < variety:
-            var = _variety(vr, name, backdrops, broad, line_share)
+        if vr.random() < variety.share:
+            var = _variety(vr, name, variety)
     clutter = d if var is None else d * var["clutter"]
 
     if var is not None and var["backdrop"] != "clutter":
@@ -408,16 +416,13 @@ def render(rng: np.random.Generator, size: int, label: int | None = None, diffic
 
 
 def render_batch(rng: np.random.Generator, size: int, n: int, difficulty: float = 1.0,
-                 variety: float = 0.0, backdrops: bool = False, broad: bool = False,
-                 line_share: float | None = None):
+                 variety: Variety = Variety()):
     """n images as (uint8 [n,size,size,3], bool [n,size,size], int64 [n])."""
     imgs = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     labels = np.empty(n, np.int64)
     for i in range(n):
-        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety,
-                                               backdrops=backdrops, broad=broad,
-                                               line_share=line_share)
+        imgs[i], masks[i], labels[i] = render(rng, size, difficulty=difficulty, variety=variety)
     return imgs, masks, labels
 
 

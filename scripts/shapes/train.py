@@ -110,7 +110,12 @@ def parse_args(argv=None):
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--final-name", default="final.pt", help="checkpoint file written in --work at the end")
     ap.add_argument("--bench", action="store_true")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for name in ("variety", "line_share", "hard_frac", "jpeg"):
+        v = getattr(args, name)
+        if v is not None and not 0.0 <= v <= 1.0:
+            ap.error(f"--{name.replace('_', '-')} is a share: give a value from 0 to 1 (got {v:g})")
+    return args
 
 
 ARGS = None
@@ -201,12 +206,10 @@ class Pool:
     images at the current difficulty and samples a batch under a random D4 transform (flips
     and quarter turns never change a shape's class)."""
 
-    def __init__(self, seed, size, difficulty, variety=0.0, jpeg=0.0, backdrops=False,
-                 broad=False, line_share=None):
+    def __init__(self, seed, size, difficulty, variety=shapes.Variety(), jpeg=0.0):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
         self.pick = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self.variety, self.jpeg, self.backdrops, self.broad = variety, jpeg, backdrops, broad
-        self.line_share = line_share
+        self.variety, self.jpeg = variety, jpeg
         t = time.time()
         self.x, self.m, self.y = self.render(size, difficulty)
         self.init_time = time.time() - t
@@ -225,8 +228,7 @@ class Pool:
         self.gen_time += time.time() - t
 
     def render(self, n, difficulty):
-        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety, self.backdrops,
-                                      self.broad, self.line_share)
+        x, m, y = shapes.render_batch(self.rng, 224, n, difficulty, self.variety)
         # what a photo or a download does to an image: JPEG at a random quality (the random
         # stream is only touched when the option is on, so runs without it are unchanged)
         if self.jpeg > 0:
@@ -319,7 +321,8 @@ def train(args):
         difficulty, generated = st["difficulty"], st["generated"]
         t_start -= st["elapsed"]
     pool = Pool(args.seed if resumed is None else args.seed * 1_000_003 + step, args.pool,
-                difficulty, args.variety, args.jpeg, args.backdrops, args.broad, args.line_share)
+                difficulty, shapes.Variety(args.variety, args.backdrops, args.broad, args.line_share),
+                args.jpeg)
     pool.generated += generated
     log(f"pool of {args.pool} images generated in {pool.init_time:.0f} s")
 
