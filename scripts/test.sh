@@ -5,9 +5,10 @@
 #   2. the wasm suite in headless Chromium (WebGPU on SwiftShader, the CPU engine in wasm),
 #   3. the web app end to end: `trunk build`, then tests/e2e/run.mjs drives the page in
 #      headless Chromium with and without WebGPU, against a local mock model hub.
-# Needs what .ci/run installs: chromium + chromium-driver, mesa-vulkan-drivers, python3 with
-# numpy and Pillow from scripts/shapes/requirements.txt (the built-in model's held-out set is
-# drawn at test time); the web build tools are installed here when missing (web-tools.sh).
+# Installs what it needs first, each part only when missing (scripts/test-deps.sh): Debian's
+# chromium + chromium-driver, mesa-vulkan-drivers and Node.js, numpy and Pillow at the
+# versions of scripts/shapes/requirements.txt (the built-in model's held-out set is drawn at
+# test time), and the web build tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +19,11 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
   chmod 700 "$XDG_RUNTIME_DIR"
 fi
 
+echo "==> test dependencies (installed when missing)"
+. scripts/test-deps.sh
+
 echo "==> native tests"
 cargo test
-
-. scripts/web-tools.sh
 
 echo "==> wasm tests in headless Chromium (WebGPU)"
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
