@@ -2,13 +2,18 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 
 use super::common::{
     backend_line, build_engine, configure_threads, load_checkpoint, ms_since, ModelArgs,
 };
+
+/// The most timed or warm-up runs one bench asks for (a day of the slowest model).
+const MAX_RUNS: usize = 100_000;
+/// The most images in one forward pass: past this the activations alone outgrow most memory.
+const MAX_BATCH: usize = 256;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -30,11 +35,20 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = configure_threads(args.model.threads)?;
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
+    if !(1..=MAX_RUNS).contains(&args.runs) {
+        bail!("--runs {} is out of range; give 1 to {MAX_RUNS}", args.runs);
     }
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
+    if args.warmup > MAX_RUNS {
+        bail!(
+            "--warmup {} is out of range; give 0 to {MAX_RUNS}",
+            args.warmup
+        );
+    }
+    if !(1..=MAX_BATCH).contains(&args.batch) {
+        bail!(
+            "--batch {} is out of range; give 1 to {MAX_BATCH}",
+            args.batch
+        );
     }
     let checkpoint = load_checkpoint(args.model.model.as_deref())?;
     let t0 = Instant::now();
@@ -42,7 +56,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let setup_ms = ms_since(t0);
     let cfg = &checkpoint.config;
     let side = cfg.image_size;
-    let len = args.batch * cfg.num_channels * side * side;
+    let len = [cfg.num_channels, side, side]
+        .iter()
+        .try_fold(args.batch, |n, &d| n.checked_mul(d))
+        .context("the benchmark input's size overflows; use a smaller --batch")?;
     // A smooth deterministic input: timings do not depend on the values, but NaNs would hide work.
     let pixels: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.013).sin()).collect();
 

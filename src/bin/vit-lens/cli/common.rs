@@ -70,8 +70,11 @@ pub fn ms_since(start: Instant) -> f64 {
 /// Sets the thread count before anything starts a thread pool; returns the count in use.
 pub fn configure_threads(threads: Option<usize>) -> Result<usize> {
     if let Some(t) = threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
+        // Each thread gets a stack and a share of the work; far past the core count that is
+        // only overhead, and an absurd count would exhaust the process.
+        const MAX_THREADS: usize = 1024;
+        if !(1..=MAX_THREADS).contains(&t) {
+            bail!("--threads {t} is out of range; give 1 to {MAX_THREADS}");
         }
         // candle's kernels and its GEMM both size their pools from this variable.
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
