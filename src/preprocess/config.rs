@@ -225,20 +225,7 @@ impl PreprocessConfig {
             ));
         }
 
-        let do_resize = json::optional(&value, "do_resize")?.unwrap_or(defaults.resize.is_some());
-        let resize = if do_resize {
-            match get("size") {
-                Some(v) => Some(parse_hf_size(v)?),
-                None => Some(defaults.resize.ok_or_else(|| {
-                    invalid(
-                        "size",
-                        "do_resize is true but no size is given; add a \"size\" entry",
-                    )
-                })?),
-            }
-        } else {
-            None
-        };
+        let resize = optional_step(&value, "do_resize", "size", defaults.resize, parse_hf_size)?;
 
         let resample = match get("resample") {
             Some(v) => {
@@ -261,20 +248,13 @@ impl PreprocessConfig {
             None => defaults.resample,
         };
 
-        let do_crop = json::optional(&value, "do_center_crop")?.unwrap_or(defaults.crop.is_some());
-        let crop = if do_crop {
-            match get("crop_size") {
-                Some(v) => Some(parse_hf_crop(v)?),
-                None => Some(defaults.crop.ok_or_else(|| {
-                    invalid(
-                        "crop_size",
-                        "do_center_crop is true but no crop_size is given; add a \"crop_size\" entry",
-                    )
-                })?),
-            }
-        } else {
-            None
-        };
+        let crop = optional_step(
+            &value,
+            "do_center_crop",
+            "crop_size",
+            defaults.crop,
+            parse_hf_crop,
+        )?;
 
         let do_rescale =
             json::optional(&value, "do_rescale")?.unwrap_or(defaults.rescale_factor.is_some());
@@ -567,6 +547,31 @@ impl PreprocessConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The setting of a step that a flag turns on or off (`do_resize` with its
+/// `size`, `do_center_crop` with its `crop_size`): `None` when the flag is
+/// false, or missing and `default` is `None`; otherwise the JSON's `key`,
+/// else `default`, else an error asking for `key`.
+fn optional_step<T>(
+    json: &Value,
+    flag: &str,
+    key: &str,
+    default: Option<T>,
+    parse: impl FnOnce(&Value) -> Result<T, PreprocessError>,
+) -> Result<Option<T>, PreprocessError> {
+    if !json::optional(json, flag)?.unwrap_or(default.is_some()) {
+        return Ok(None);
+    }
+    match json::field(json, key) {
+        Some(v) => parse(v).map(Some),
+        None => default.map(Some).ok_or_else(|| {
+            invalid(
+                key,
+                format!("{flag} is true but no {key} is given; add a \"{key}\" entry"),
+            )
+        }),
     }
 }
 

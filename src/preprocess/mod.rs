@@ -60,6 +60,56 @@ pub fn preprocess(
     image: &RgbImage,
     cfg: &PreprocessConfig,
 ) -> Result<Preprocessed, PreprocessError> {
+    let crop = resize_and_crop(image, cfg, cfg.resample)?;
+    let pixel_values = normalize(&crop, cfg);
+    let (width, height) = crop.dimensions();
+    Ok(Preprocessed {
+        pixel_values,
+        height,
+        width,
+        crop,
+    })
+}
+
+/// Takes an object mask (same size as the image, true on the object) through the geometric
+/// part of `cfg` — resize (nearest neighbour, so it stays binary) and center crop — so it lines
+/// up with [`Preprocessed::crop`]. Returns the mask's (height, width, values).
+/// Refuses what [`preprocess`] refuses (an invalid config, an empty mask, an extreme
+/// aspect ratio).
+pub fn transform_mask(
+    mask: &image::GrayImage,
+    cfg: &PreprocessConfig,
+) -> Result<(u32, u32, Vec<bool>), PreprocessError> {
+    let (w, h) = mask.dimensions();
+    let as_rgb = RgbImage::from_fn(w, h, |x, y| {
+        let v = mask.get_pixel(x, y).0[0];
+        image::Rgb([v, v, v])
+    });
+    let crop = resize_and_crop(&as_rgb, cfg, Resample::Nearest)?;
+    let (cw, ch) = crop.dimensions();
+    let inside = crop.pixels().map(|p| p.0[0] >= 128).collect();
+    Ok((ch, cw, inside))
+}
+
+/// [`decode()`] then [`preprocess`].
+pub fn preprocess_bytes(
+    bytes: &[u8],
+    cfg: &PreprocessConfig,
+    limits: &DecodeLimits,
+) -> Result<Preprocessed, PreprocessError> {
+    cfg.validate()?;
+    let image = decode(bytes, limits)?;
+    preprocess(&image, cfg)
+}
+
+/// The geometric part of `cfg`: checks the config and the image, resizes
+/// with `resample` (refusing a resize that would exceed [`MAX_OUTPUT_SIDE`]),
+/// then center-crops.
+fn resize_and_crop(
+    image: &RgbImage,
+    cfg: &PreprocessConfig,
+    resample: Resample,
+) -> Result<RgbImage, PreprocessError> {
     cfg.validate()?;
     let (w, h) = image.dimensions();
     if w == 0 || h == 0 {
@@ -80,68 +130,13 @@ pub fn preprocess(
                     resized_height: out_h,
                 });
             }
-            resize_pil(image, out_w, out_h, cfg.resample)?
+            resize_pil(image, out_w, out_h, resample)?
         }
         None => image.clone(),
     };
 
-    let crop = match cfg.crop {
-        Some((ch, cw)) => center_crop(&resized, ch, cw, cfg.crop_offset)?,
-        None => resized,
-    };
-
-    let pixel_values = normalize(&crop, cfg);
-    let (width, height) = crop.dimensions();
-    Ok(Preprocessed {
-        pixel_values,
-        height,
-        width,
-        crop,
-    })
-}
-
-/// Takes an object mask (same size as the image, true on the object) through the geometric
-/// part of `cfg` — resize (nearest neighbour, so it stays binary) and center crop — so it lines
-/// up with [`Preprocessed::crop`]. Returns the mask's (height, width, values).
-pub fn transform_mask(
-    mask: &image::GrayImage,
-    cfg: &PreprocessConfig,
-) -> Result<(u32, u32, Vec<bool>), PreprocessError> {
-    cfg.validate()?;
-    let (w, h) = mask.dimensions();
-    if w == 0 || h == 0 {
-        return Err(PreprocessError::NoPixels {
-            width: w,
-            height: h,
-        });
+    match cfg.crop {
+        Some((ch, cw)) => center_crop(&resized, ch, cw, cfg.crop_offset),
+        None => Ok(resized),
     }
-    let as_rgb = RgbImage::from_fn(w, h, |x, y| {
-        let v = mask.get_pixel(x, y).0[0];
-        image::Rgb([v, v, v])
-    });
-    let resized = match cfg.resize {
-        Some(resize) => {
-            let (out_h, out_w) = resize_target(resize, h, w);
-            resize_pil(&as_rgb, out_w, out_h, Resample::Nearest)?
-        }
-        None => as_rgb,
-    };
-    let crop = match cfg.crop {
-        Some((ch, cw)) => center_crop(&resized, ch, cw, cfg.crop_offset)?,
-        None => resized,
-    };
-    let (cw, ch) = crop.dimensions();
-    let inside = crop.pixels().map(|p| p.0[0] >= 128).collect();
-    Ok((ch, cw, inside))
-}
-
-/// [`decode()`] then [`preprocess`].
-pub fn preprocess_bytes(
-    bytes: &[u8],
-    cfg: &PreprocessConfig,
-    limits: &DecodeLimits,
-) -> Result<Preprocessed, PreprocessError> {
-    cfg.validate()?;
-    let image = decode(bytes, limits)?;
-    preprocess(&image, cfg)
 }

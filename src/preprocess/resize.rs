@@ -108,29 +108,15 @@ pub fn resize_pil(
     if (width, height) == (in_w, in_h) {
         return Ok(image.clone());
     }
-    let filter = match resample {
+    let (support, weight): (f64, fn(f64) -> f64) = match resample {
         Resample::Nearest => return resize_nearest(image, width, height),
-        Resample::Lanczos => Filter {
-            support: 3.0,
-            weight: lanczos_filter,
-        },
-        Resample::Bilinear => Filter {
-            support: 1.0,
-            weight: bilinear_filter,
-        },
-        Resample::Bicubic => Filter {
-            support: 2.0,
-            weight: bicubic_filter,
-        },
-        Resample::Box => Filter {
-            support: 0.5,
-            weight: box_filter,
-        },
-        Resample::Hamming => Filter {
-            support: 1.0,
-            weight: hamming_filter,
-        },
+        Resample::Lanczos => (3.0, lanczos_filter),
+        Resample::Bilinear => (1.0, bilinear_filter),
+        Resample::Bicubic => (2.0, bicubic_filter),
+        Resample::Box => (0.5, box_filter),
+        Resample::Hamming => (1.0, hamming_filter),
     };
+    let filter = Filter { support, weight };
 
     let (in_w_us, in_h_us) = (in_w as usize, in_h as usize);
     let (out_w, out_h) = (width as usize, height as usize);
