@@ -7,6 +7,7 @@ pub mod app;
 pub mod checkpoint;
 pub mod engine;
 pub mod gpu;
+mod json;
 pub mod model;
 pub mod preprocess;
 pub mod render;

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::{CheckpointError, Layout, RawWeights};
+use crate::json::{self, FromJson, WrongType};
 use crate::preprocess::PreprocessConfig;
 
 /// The MLP's activation, as `hidden_act` names it.
@@ -185,47 +186,14 @@ fn field_error(field: &str, problem: impl Into<String>) -> CheckpointError {
     }
 }
 
-/// An optional non-negative integer field.
-fn usize_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                field_error(field, format!("expected a non-negative integer, found {v}"))
-            }),
-    }
-}
-
-fn f64_field(obj: &Value, field: &str) -> Result<Option<f64>, CheckpointError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| field_error(field, format!("expected a number, found {v}"))),
-    }
-}
-
-fn bool_field(obj: &Value, field: &str) -> Result<Option<bool>, CheckpointError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_bool()
-            .map(Some)
-            .ok_or_else(|| field_error(field, format!("expected true or false, found {v}"))),
-    }
-}
-
-fn str_field<'a>(obj: &'a Value, field: &str) -> Result<Option<&'a str>, CheckpointError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_str()
-            .map(Some)
-            .ok_or_else(|| field_error(field, format!("expected a string, found {v}"))),
+impl From<WrongType> for CheckpointError {
+    /// The message reads, for example, ``config.json field `hidden_size` is invalid:
+    /// expected a non-negative integer, found "big"``.
+    fn from(wrong: WrongType) -> Self {
+        field_error(
+            &wrong.field,
+            format!("expected {}, found {}", wrong.expected, wrong.found),
+        )
     }
 }
 
@@ -233,10 +201,7 @@ fn str_field<'a>(obj: &'a Value, field: &str) -> Result<Option<&'a str>, Checkpo
 fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
     match obj.get(field) {
         Some(Value::Array(items)) => {
-            let sides: Option<Vec<usize>> = items
-                .iter()
-                .map(|v| v.as_u64().and_then(|n| usize::try_from(n).ok()))
-                .collect();
+            let sides: Option<Vec<usize>> = items.iter().map(usize::from_json).collect();
             match sides.as_deref() {
                 Some([h, w]) if h == w => Ok(Some(*h)),
                 Some([h, w]) => Err(CheckpointError::Unsupported(format!(
@@ -245,7 +210,7 @@ fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError
                 _ => Err(field_error(field, "expected an integer or [height, width]")),
             }
         }
-        _ => usize_field(obj, field),
+        _ => Ok(json::optional(obj, field)?),
     }
 }
 
@@ -341,7 +306,7 @@ pub(super) fn from_transformers(
     config: &Value,
     raw: &RawWeights,
 ) -> Result<Parsed, CheckpointError> {
-    let model_type = str_field(config, "model_type")?;
+    let model_type = json::optional::<&str>(config, "model_type")?;
     let declared = match config.get("architectures") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => items.first().and_then(Value::as_str),
@@ -399,7 +364,7 @@ pub(super) fn from_transformers(
         .get("id2label")
         .and_then(Value::as_object)
         .map_or(0, |m| m.len());
-    if let Some(n) = usize_field(config, "num_labels")? {
+    if let Some(n) = json::optional::<usize>(config, "num_labels")? {
         if n != num_classes {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "num_labels is {n} but `{head_name}` has {num_classes} rows"
@@ -413,17 +378,17 @@ pub(super) fn from_transformers(
 
     // Defaults are transformers' ViTConfig / DeiTConfig defaults.
     let model = ModelConfig {
-        hidden_size: usize_field(config, "hidden_size")?.unwrap_or(768),
-        num_layers: usize_field(config, "num_hidden_layers")?.unwrap_or(12),
-        num_heads: usize_field(config, "num_attention_heads")?.unwrap_or(12),
-        intermediate_size: usize_field(config, "intermediate_size")?.unwrap_or(3072),
+        hidden_size: json::optional::<usize>(config, "hidden_size")?.unwrap_or(768),
+        num_layers: json::optional::<usize>(config, "num_hidden_layers")?.unwrap_or(12),
+        num_heads: json::optional::<usize>(config, "num_attention_heads")?.unwrap_or(12),
+        intermediate_size: json::optional::<usize>(config, "intermediate_size")?.unwrap_or(3072),
         image_size: size_field(config, "image_size")?.unwrap_or(224),
         patch_size: size_field(config, "patch_size")?.unwrap_or(16),
-        num_channels: usize_field(config, "num_channels")?.unwrap_or(3),
+        num_channels: json::optional::<usize>(config, "num_channels")?.unwrap_or(3),
         num_classes,
-        qkv_bias: bool_field(config, "qkv_bias")?.unwrap_or(true),
-        layer_norm_eps: f64_field(config, "layer_norm_eps")?.unwrap_or(1e-12),
-        activation: activation(str_field(config, "hidden_act")?.unwrap_or("gelu"))?,
+        qkv_bias: json::optional::<bool>(config, "qkv_bias")?.unwrap_or(true),
+        layer_norm_eps: json::optional::<f64>(config, "layer_norm_eps")?.unwrap_or(1e-12),
+        activation: activation(json::optional::<&str>(config, "hidden_act")?.unwrap_or("gelu"))?,
         distillation_token,
         classifier,
     };
@@ -461,7 +426,7 @@ fn timm_heads_from_name(architecture: &str) -> Option<usize> {
 }
 
 pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, CheckpointError> {
-    let architecture = str_field(config, "architecture")?
+    let architecture = json::optional::<&str>(config, "architecture")?
         .ok_or_else(|| field_error("architecture", "missing"))?
         .to_string();
     let family_ok = architecture.starts_with("vit_") || architecture.starts_with("deit_");
@@ -474,7 +439,8 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
     let model_args = config.get("model_args").unwrap_or(&empty);
     let pretrained_cfg = config.get("pretrained_cfg").unwrap_or(&empty);
 
-    if let Some(pool) = str_field(config, "global_pool")?.or(str_field(model_args, "global_pool")?)
+    if let Some(pool) = json::optional::<&str>(config, "global_pool")?
+        .or(json::optional::<&str>(model_args, "global_pool")?)
     {
         if pool != "token" {
             return Err(CheckpointError::Unsupported(format!(
@@ -522,7 +488,7 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
             "blocks.0.attn.qkv.weight".to_string(),
         ));
     }
-    if let Some(depth) = usize_field(model_args, "depth")? {
+    if let Some(depth) = json::optional::<usize>(model_args, "depth")? {
         if depth != num_layers {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "model_args.depth is {depth} but the weights have {num_layers} blocks"
@@ -549,14 +515,14 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         Classifier::Cls
     };
     let num_classes = classes_from_head(raw, "head.weight")?;
-    if let Some(n) = usize_field(config, "num_classes")? {
+    if let Some(n) = json::optional::<usize>(config, "num_classes")? {
         if n != num_classes {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "num_classes is {n} but `head.weight` has {num_classes} rows"
             )));
         }
     }
-    let num_heads = match usize_field(model_args, "num_heads")? {
+    let num_heads = match json::optional::<usize>(model_args, "num_heads")? {
         Some(h) => h,
         None => timm_heads_from_name(&architecture).ok_or_else(|| {
             CheckpointError::Unsupported(format!(
@@ -564,7 +530,7 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
             ))
         })?,
     };
-    if let Some(d) = usize_field(model_args, "embed_dim")? {
+    if let Some(d) = json::optional::<usize>(model_args, "embed_dim")? {
         if d != hidden_size {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "model_args.embed_dim is {d} but the patch embedding is {hidden_size} wide"
