@@ -180,9 +180,10 @@ impl Geometry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// DeiT-Ti's geometry (facebook/deit-tiny-patch16-224), for unit tests.
     pub(crate) fn deit_tiny() -> ModelConfig {
         ModelConfig {
             hidden_size: 192,
