@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::resize_position_grid;
+use super::interpolate::resize_position_grid;
 use crate::checkpoint::ModelConfig;
 
 /// How many patch grids' position embeddings a model keeps: the native grid and a few input
@@ -107,7 +107,7 @@ impl<T: Clone> std::fmt::Debug for PositionTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::tests::deit_tiny;
+    use crate::geometry::deit_tiny;
 
     fn tiny() -> ModelConfig {
         ModelConfig {

@@ -1,7 +1,7 @@
 //! Batched results → per-image results, for both backends: logits (batch, classes) and each
 //! layer's attention (batch, heads, tokens, tokens), batch-major.
 
-use super::{Geometry, GeometryError};
+use super::shapes::{Geometry, GeometryError};
 
 /// One image's share of a batch's results.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +60,7 @@ pub fn split_batch<'a, L: AsRef<[f32]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::tests::deit_tiny;
+    use crate::geometry::deit_tiny;
 
     #[test]
     fn splits_by_image_and_checks_lengths() {

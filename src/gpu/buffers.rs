@@ -184,7 +184,7 @@ impl Activations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::tests::deit_tiny;
+    use crate::geometry::deit_tiny;
 
     fn sizes(batch: usize) -> Sizes {
         Sizes::new(&Geometry::new(&deit_tiny(), batch, 224, 224).expect("valid"))

@@ -10,7 +10,7 @@
 //! cost no extra pass over memory.
 //!
 //! Where AVX-512F is missing (older x86, wasm32), [`PackedLinear::available`] is false and the
-//! model uses candle's matmul instead. [`super::attention`] runs its two products per head on
+//! model uses candle's matmul instead. The attention kernel runs its two products per head on
 //! the same register tiles.
 
 /// Columns per packed panel: two 16-float AVX-512 registers.

@@ -1,5 +1,5 @@
 //! The CPU kernels as candle custom ops: fused bias/GELU/residual epilogues, LayerNorm,
-//! softmax, the packed GEMM ([`super::gemm`]) and the fused attention ([`super::attention`]).
+//! softmax, the packed GEMM and the fused attention.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape};
 
@@ -18,12 +18,12 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result
     Ok(&data[start..end])
 }
 
-/// gelu(x + bias) over the last dimension: x (rows, width), bias (width,).
-pub(crate) struct BiasGelu(pub(crate) Gelu);
+/// x + bias over the last dimension, then GELU if one is given: x (rows, width), bias (width,).
+pub(crate) struct BiasActivation(pub(crate) Option<Gelu>);
 
-impl CustomOp2 for BiasGelu {
+impl CustomOp2 for BiasActivation {
     fn name(&self) -> &'static str {
-        "bias-gelu"
+        "bias-activation"
     }
 
     fn cpu_fwd(
@@ -34,29 +34,14 @@ impl CustomOp2 for BiasGelu {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, bias) = input_and_bias(self.name(), (s1, l1), (s2, l2))?;
-        let mut out = vec![0f32; x.len()];
-        bias_gelu_rows(x, bias, self.0, &mut out);
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// x + bias over the last dimension: x (rows, width), bias (width,).
-pub(crate) struct BiasAdd;
-
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "bias-add"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, bias) = input_and_bias(self.name(), (s1, l1), (s2, l2))?;
-        let out = add_bias_rows(x, bias, None);
+        let out = match self.0 {
+            Some(gelu) => {
+                let mut out = vec![0f32; x.len()];
+                bias_gelu_rows(x, bias, gelu, &mut out);
+                out
+            }
+            None => add_bias_rows(x, bias, None),
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

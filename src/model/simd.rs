@@ -6,7 +6,8 @@
 //! versions are written so the compiler vectorizes them (SSE/AVX natively, SIMD128 in wasm):
 //! branch-free polynomial `exp`, lane-parallel reductions, one pass where candle makes several.
 //! Accuracy is checked against f64 references in the tests below (≤ 2e-7 relative for `exp`,
-//! ≤ 1e-6 absolute for GELU). [`super::ops`] wraps them as candle custom ops.
+//! ≤ 1e-6 absolute for GELU). The `ops` module wraps them as candle
+//! custom ops.
 
 const LANES: usize = 8;
 

@@ -15,8 +15,8 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::gemm::PackedLinear;
 use super::ops::{
-    BiasAdd, BiasGelu, BiasResidual, FusedAttention, LayerNormOp, PackedMatmul,
-    PackedMatmulResidual, Softmax,
+    BiasActivation, BiasResidual, FusedAttention, LayerNormOp, PackedMatmul, PackedMatmulResidual,
+    Softmax,
 };
 use super::simd::Gelu;
 use crate::checkpoint::{Activation, Checkpoint, Linear, ModelConfig, Norm, WeightTensor};
@@ -123,7 +123,7 @@ impl Dense {
                         &zeros
                     }
                 };
-                ys.apply_op2_no_bwd(bias, &BiasGelu(gelu))
+                ys.apply_op2_no_bwd(bias, &BiasActivation(Some(gelu)))
             }
         }
     }
@@ -140,7 +140,7 @@ impl Module for Dense {
             Dense::Candle { weight_t, bias } => {
                 let ys = xs.matmul(weight_t)?;
                 match bias {
-                    Some(b) => ys.apply_op2_no_bwd(b, &BiasAdd),
+                    Some(b) => ys.apply_op2_no_bwd(b, &BiasActivation(None)),
                     None => Ok(ys),
                 }
             }
