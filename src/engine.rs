@@ -232,6 +232,15 @@ impl Engine {
         }
     }
 
+    /// The CPU model this engine runs, if on the CPU: for step-by-step views
+    /// ([`VisionTransformer::forward_recorded`]) without building a second copy.
+    pub fn cpu_model(&self) -> Option<&VisionTransformer> {
+        match &self.runner {
+            Runner::Cpu(model) => Some(model),
+            Runner::Gpu(_) => None,
+        }
+    }
+
     /// Why [`BackendChoice::Auto`] chose the CPU, when it did.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
