@@ -4,13 +4,19 @@
 //! [`Engine::new`] with [`BackendChoice::Auto`] takes the GPU (WebGPU in the browser; Vulkan,
 //! Metal or DX12 natively) when a hardware adapter exists and grants the limits the model
 //! needs, and the CPU otherwise, keeping the reason; the checkpoint stays with the caller, so
-//! an engine can always be rebuilt on the other backend.
+//! an engine can always be rebuilt on the other backend. [`Engine::with_options`] can also
+//! let `Auto` take a software adapter ([`EngineOptions::allow_software_adapter`]), as the web
+//! app does.
+//!
+//! Both backends check their input and split their batched results per image through
+//! [`crate::geometry`], so a batch means the same on either.
 
 use candle_core::{Device, Tensor};
 
 use crate::analysis::{AnalysisError, LayerAttention};
 use crate::checkpoint::{Checkpoint, ModelConfig};
-use crate::gpu::{AdapterInfo, GpuError, GpuModel, GpuOutput};
+use crate::geometry::{split_batch, Geometry, GeometryError};
+use crate::gpu::{AdapterInfo, GpuContext, GpuError, GpuModel};
 use crate::model::{CpuOptions, ModelError, VisionTransformer};
 use crate::preprocess::Preprocessed;
 
@@ -25,6 +31,12 @@ pub enum EngineError {
     Input(String),
     #[error("attention output is malformed: {0}")]
     Attention(#[from] AnalysisError),
+}
+
+impl From<GeometryError> for EngineError {
+    fn from(e: GeometryError) -> Self {
+        EngineError::Input(e.to_string())
+    }
 }
 
 impl From<candle_core::Error> for EngineError {
@@ -91,6 +103,19 @@ pub struct ImageInference {
     pub prefix_tokens: usize,
 }
 
+/// How an [`Engine`] is built, besides the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Let [`BackendChoice::Auto`] take a software GPU adapter (device type CPU: SwiftShader,
+    /// lavapipe, WARP). Off by default: natively such an adapter runs the kernels 20–70× slower
+    /// than the CPU engine. The web app turns it on, because there the adapter is the one the
+    /// browser chose to expose (headless Chromium's is SwiftShader). [`BackendChoice::Gpu`]
+    /// takes any adapter either way.
+    pub allow_software_adapter: bool,
+    /// Kernel choices of the CPU engine, also where `Auto` falls back to it.
+    pub cpu: CpuOptions,
+}
+
 enum Runner {
     Cpu(Box<VisionTransformer>),
     Gpu(Box<GpuModel>),
@@ -105,30 +130,52 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine on the chosen backend. `Auto` takes a hardware GPU and otherwise the CPU,
-    /// keeping the reason ([`Engine::fallback_reason`]): no adapter, a refused device, or only a
-    /// software adapter. `Gpu` takes any adapter, software ones included, and reports errors.
+    /// An engine on the chosen backend with the default [`EngineOptions`]. `Auto` takes a
+    /// hardware GPU and otherwise the CPU, keeping the reason ([`Engine::fallback_reason`]): no
+    /// adapter, a refused device, or only a software adapter. `Gpu` takes any adapter, software
+    /// ones included, and reports errors.
     pub async fn new(checkpoint: &Checkpoint, choice: BackendChoice) -> Result<Self, EngineError> {
+        Self::with_options(checkpoint, choice, EngineOptions::default()).await
+    }
+
+    /// An engine on the chosen backend, built as `options` say. Never blocks: on the web the
+    /// adapter and device requests are awaited.
+    pub async fn with_options(
+        checkpoint: &Checkpoint,
+        choice: BackendChoice,
+        options: EngineOptions,
+    ) -> Result<Self, EngineError> {
         match choice {
-            BackendChoice::Cpu => Self::cpu(checkpoint),
+            BackendChoice::Cpu => Self::cpu_with(checkpoint, options.cpu),
             BackendChoice::Gpu => Self::gpu(checkpoint).await,
             BackendChoice::Auto => {
-                let reason = match Self::gpu(checkpoint).await {
-                    Ok(engine) => match engine.adapter() {
-                        // A software adapter (lavapipe, SwiftShader) runs the same kernels
-                        // 20–70× slower than the CPU engine: only an explicit `Gpu` uses it.
-                        Some(adapter) if adapter.fallback => format!(
-                            "the only GPU adapter, {adapter}, is a software renderer, slower than the CPU engine"
-                        ),
-                        _ => return Ok(engine),
-                    },
-                    Err(err) => err.to_string(),
+                let reason = match Self::auto_gpu(checkpoint, options).await {
+                    Ok(engine) => return Ok(engine),
+                    Err(reason) => reason,
                 };
-                let mut engine = Self::cpu(checkpoint)?;
+                let mut engine = Self::cpu_with(checkpoint, options.cpu)?;
                 engine.fallback_reason = Some(reason);
                 Ok(engine)
             }
         }
+    }
+
+    /// `Auto`'s GPU engine, or why there is none: the adapter is checked before any weight is
+    /// uploaded.
+    async fn auto_gpu(checkpoint: &Checkpoint, options: EngineOptions) -> Result<Self, String> {
+        let context = GpuContext::new()
+            .await
+            .map_err(|e| EngineError::from(e).to_string())?;
+        let adapter = context.adapter_info();
+        if adapter.fallback && !options.allow_software_adapter {
+            return Err(format!(
+                "the only GPU adapter, {adapter}, is a software renderer, slower than the CPU engine"
+            ));
+        }
+        let model = GpuModel::with_context(&context, checkpoint)
+            .await
+            .map_err(|e| EngineError::from(e).to_string())?;
+        Ok(Self::on_gpu(model, checkpoint))
     }
 
     /// The CPU engine (candle, with packed AVX-512 GEMMs where the CPU has them).
@@ -151,15 +198,18 @@ impl Engine {
 
     /// The GPU engine: adapter, device, pipelines and weights, built once.
     pub async fn gpu(checkpoint: &Checkpoint) -> Result<Self, EngineError> {
-        let model = GpuModel::new(checkpoint).await?;
+        Ok(Self::on_gpu(GpuModel::new(checkpoint).await?, checkpoint))
+    }
+
+    fn on_gpu(model: GpuModel, checkpoint: &Checkpoint) -> Self {
         // Per-kernel timing splits the pass into one compute pass per dispatch; only
         // `profile_batch` wants it.
         model.set_kernel_timing(false);
-        Ok(Self {
+        Self {
             runner: Runner::Gpu(Box::new(model)),
             config: checkpoint.config.clone(),
             fallback_reason: None,
-        })
+        }
     }
 
     /// The geometry of the model this engine runs.
@@ -182,28 +232,32 @@ impl Engine {
         }
     }
 
+    /// The CPU model this engine runs, if on the CPU: for step-by-step views
+    /// ([`VisionTransformer::forward_recorded`]) without building a second copy.
+    pub fn cpu_model(&self) -> Option<&VisionTransformer> {
+        match &self.runner {
+            Runner::Cpu(model) => Some(model),
+            Runner::Gpu(_) => None,
+        }
+    }
+
     /// Why [`BackendChoice::Auto`] chose the CPU, when it did.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
     }
 
-    /// Checks that `pixels` holds (batch, channels, height, width) values.
-    fn check_input(
+    /// The geometry of a batch, once `pixels` is checked to hold (batch, channels, height,
+    /// width) values of at least one patch.
+    fn geometry(
         &self,
         pixels: &[f32],
         batch: usize,
         height: usize,
         width: usize,
-    ) -> Result<(), EngineError> {
-        let channels = self.config.num_channels;
-        let expected = batch * channels * height * width;
-        if batch == 0 || pixels.len() != expected {
-            return Err(EngineError::Input(format!(
-                "expected {batch}×{channels}×{height}×{width} = {expected} pixel values, got {}",
-                pixels.len()
-            )));
-        }
-        Ok(())
+    ) -> Result<Geometry, EngineError> {
+        let geometry = Geometry::new(&self.config, batch, height, width)?;
+        geometry.check_pixels(pixels.len())?;
+        Ok(geometry)
     }
 
     /// Runs a batch on either backend. `pixels`: (batch, channels, height, width), normalized,
@@ -215,12 +269,15 @@ impl Engine {
         height: usize,
         width: usize,
     ) -> Result<Vec<ImageInference>, EngineError> {
+        let geometry = self.geometry(pixels, batch, height, width)?;
         match &self.runner {
-            Runner::Cpu(model) => self.infer_cpu(model, pixels, batch, height, width),
+            Runner::Cpu(model) => {
+                let (logits, attentions) = run_cpu(model, pixels, &geometry)?;
+                per_image(&geometry, &logits, &attentions)
+            }
             Runner::Gpu(gpu) => {
-                self.check_input(pixels, batch, height, width)?;
                 let out = gpu.infer(pixels, batch, height, width).await?;
-                split_gpu_output(out, batch, self.config.num_heads)
+                per_image(&geometry, &out.logits, &out.attentions)
             }
         }
     }
@@ -238,7 +295,7 @@ impl Engine {
         match &self.runner {
             Runner::Cpu(_) => Ok(None),
             Runner::Gpu(gpu) => {
-                self.check_input(pixels, batch, height, width)?;
+                self.geometry(pixels, batch, height, width)?;
                 gpu.set_kernel_timing(true);
                 let out = crate::gpu::block_on(gpu.infer(pixels, batch, height, width));
                 gpu.set_kernel_timing(false);
@@ -258,47 +315,6 @@ impl Engine {
     ) -> Result<Vec<ImageInference>, EngineError> {
         // On the CPU the future is ready at once; on the GPU this waits for the device.
         crate::gpu::block_on(self.infer_batch_async(pixels, batch, height, width))
-    }
-
-    fn infer_cpu(
-        &self,
-        model: &VisionTransformer,
-        pixels: &[f32],
-        batch: usize,
-        height: usize,
-        width: usize,
-    ) -> Result<Vec<ImageInference>, EngineError> {
-        self.check_input(pixels, batch, height, width)?;
-        let input = Tensor::from_slice(
-            pixels,
-            (batch, model.config().num_channels, height, width),
-            model.device(),
-        )?;
-        let (logits, attentions) = model.forward_with_attention(&input)?;
-        let classes = logits.dim(1)?;
-        let logits = logits.flatten_all()?.to_vec1::<f32>()?;
-        let heads = model.config().num_heads;
-        let patch_grid = model.patch_grid(height, width);
-        let prefix_tokens = model.config().prefix_tokens();
-        let tokens = prefix_tokens + patch_grid.0 * patch_grid.1;
-        (0..batch)
-            .map(|i| {
-                // One copy per image and layer, straight out of the (batch, heads, T, T) tensor.
-                let attentions = attentions
-                    .iter()
-                    .map(|layer| {
-                        let data = layer.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-                        Ok(LayerAttention::new(heads, tokens, data)?)
-                    })
-                    .collect::<Result<Vec<_>, EngineError>>()?;
-                Ok(ImageInference {
-                    logits: logits[i * classes..(i + 1) * classes].to_vec(),
-                    attentions,
-                    patch_grid,
-                    prefix_tokens,
-                })
-            })
-            .collect()
     }
 
     /// Runs one preprocessed image (native; blocks on the GPU).
@@ -331,36 +347,42 @@ impl Engine {
     }
 }
 
-/// Splits the GPU's batched buffers into per-image results.
-fn split_gpu_output(
-    out: GpuOutput,
-    batch: usize,
-    heads: usize,
+/// The CPU forward pass of a checked batch: logits (batch, classes) and every layer's
+/// attention (batch, heads, tokens, tokens), as plain values.
+fn run_cpu(
+    model: &VisionTransformer,
+    pixels: &[f32],
+    g: &Geometry,
+) -> Result<(Vec<f32>, Vec<Vec<f32>>), EngineError> {
+    let shape = (g.batch, g.channels, g.height, g.width);
+    let input = Tensor::from_slice(pixels, shape, model.device())?;
+    let (logits, attentions) = model.forward_with_attention(&input)?;
+    let attentions = attentions
+        .iter()
+        .map(|layer| layer.flatten_all()?.to_vec1::<f32>())
+        .collect::<candle_core::Result<_>>()?;
+    Ok((logits.flatten_all()?.to_vec1::<f32>()?, attentions))
+}
+
+/// Batched results of either backend → one [`ImageInference`] per image.
+fn per_image(
+    g: &Geometry,
+    logits: &[f32],
+    attentions: &[Vec<f32>],
 ) -> Result<Vec<ImageInference>, EngineError> {
-    let classes = out.logits.len() / batch;
-    let tokens = out.prefix_tokens + out.patch_grid.0 * out.patch_grid.1;
-    let per_image = heads * tokens * tokens;
-    (0..batch)
-        .map(|i| {
-            let attentions = out
+    split_batch(g, logits, attentions)?
+        .into_iter()
+        .map(|image| {
+            let attentions = image
                 .attentions
-                .iter()
-                .map(|layer| {
-                    let data = layer
-                        .get(i * per_image..(i + 1) * per_image)
-                        .ok_or_else(|| {
-                            EngineError::Input(
-                                "the GPU returned a short attention buffer".to_string(),
-                            )
-                        })?;
-                    Ok(LayerAttention::new(heads, tokens, data.to_vec())?)
-                })
-                .collect::<Result<Vec<_>, EngineError>>()?;
+                .into_iter()
+                .map(|layer| LayerAttention::new(g.heads, g.tokens, layer.to_vec()))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(ImageInference {
-                logits: out.logits[i * classes..(i + 1) * classes].to_vec(),
+                logits: image.logits.to_vec(),
                 attentions,
-                patch_grid: out.patch_grid,
-                prefix_tokens: out.prefix_tokens,
+                patch_grid: g.grid,
+                prefix_tokens: g.prefix,
             })
         })
         .collect()

@@ -1,11 +1,12 @@
 //! vit-lens: a Vision Transformer (ViT / DeiT) that shows its work.
 //!
 //! Layers, each calling only downward:
-//! `teach`/`engine`/`analysis`/`render` → `model` → `checkpoint`/`preprocess`.
+//! `teach`/`engine`/`analysis`/`render` → `model`/`gpu` → `geometry` → `checkpoint`/`preprocess`.
 pub mod analysis;
 pub mod app;
 pub mod checkpoint;
 pub mod engine;
+pub mod geometry;
 pub mod gpu;
 mod json;
 pub mod model;

@@ -7,8 +7,8 @@
 //! different summation order in every GEMM and reduction; the observed differences are
 //! around 1e-6). GPU vs the PyTorch reference: logits 1e-3.
 //!
-//! Native only: in the browser the same kernels run on WebGPU (see the module docs of
-//! `vit_lens::gpu` for what a wasm-bindgen-test needs).
+//! Native only: in the browser the same kernels run on WebGPU, and `tests/web.rs` checks them
+//! there against the CPU engine (wasm-bindgen-test in headless Chromium).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use common::{assert_close, load_fixture, max_abs_diff, reference};
 use vit_lens::analysis::{rollout, LayerAttention, RolloutOptions};
 use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
-use vit_lens::engine::{Engine, ImageInference};
+use vit_lens::engine::{Backend, BackendChoice, Engine, EngineOptions, ImageInference};
 use vit_lens::gpu::{block_on, GpuContext, GpuError, GpuModel, GpuOutput};
 
 const LOGIT_TOL: f32 = 1e-3;
@@ -460,4 +460,41 @@ fn lost_device_is_an_error() {
     ));
     let fresh = block_on(GpuModel::new(&checkpoint)).expect("a new model after the loss");
     block_on(fresh.infer(&pixels, 1, 32, 32)).expect("after");
+}
+
+/// `Auto` takes a software adapter only when the options allow it (the web app's choice);
+/// either way the numbers are the CPU engine's within the tolerances.
+#[test]
+fn auto_takes_a_software_adapter_only_when_allowed() {
+    let checkpoint = load_fixture("tiny_vit_hf");
+    let pixels = &reference("tiny_vit_hf")["pixel_values"].data;
+    let software = context().adapter_info().fallback;
+    let allowed = EngineOptions {
+        allow_software_adapter: true,
+        ..EngineOptions::default()
+    };
+    for options in [EngineOptions::default(), allowed] {
+        let engine = block_on(Engine::with_options(
+            &checkpoint,
+            BackendChoice::Auto,
+            options,
+        ))
+        .expect("an engine on either backend");
+        if software && !options.allow_software_adapter {
+            assert_eq!(engine.backend(), Backend::Cpu);
+            let reason = engine.fallback_reason().expect("a reason");
+            assert!(reason.contains("software"), "{reason}");
+        } else {
+            assert_eq!(engine.backend(), Backend::Gpu, "{options:?}");
+            assert!(engine.fallback_reason().is_none());
+        }
+        let out = engine.infer_batch(pixels, 2, 32, 32).expect("inference");
+        let cpu = Engine::cpu(&checkpoint)
+            .expect("cpu")
+            .infer_batch(pixels, 2, 32, 32)
+            .expect("cpu inference");
+        for (ours, theirs) in out.iter().zip(&cpu) {
+            assert_close("auto logits", &ours.logits, &theirs.logits, LOGIT_TOL);
+        }
+    }
 }

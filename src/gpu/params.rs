@@ -2,9 +2,10 @@
 //! and the workgroup geometry each kernel is compiled with.
 //!
 //! KEEP IN SYNC: every struct here mirrors a `struct …Params` at the top of a `.wgsl` file in
-//! this folder (same fields, same order, 4-byte scalars only, explicit padding to a multiple
-//! of 16 bytes), and every constant mirrors a `const` there. The unit tests at the bottom check
-//! the constants and struct sizes against the WGSL sources.
+//! this folder (same fields, same order, same types, explicit padding to a multiple of 16
+//! bytes), and every constant mirrors a `const` there. The unit tests at the bottom parse the
+//! WGSL sources and check the constants, and every field's name, type and byte offset (by
+//! WGSL's layout rules) against the `#[repr(C)]` structs.
 
 /// Side of a GEMM output tile (rows and columns), in elements. Mirrors `TILE` in `gemm.wgsl`.
 pub const GEMM_TILE: u32 = 64;
@@ -40,90 +41,127 @@ pub mod gemm_flags {
     pub const B_VEC4: u32 = 64;
 }
 
-/// One (batched) GEMM: for every batch index `z` in the dispatch's z dimension, with
-/// `outer = z / batch_inner` and `inner = z % batch_inner`,
-/// `C = alpha · act(A·B + bias) + R`, where A is (m, k), B is (k, n), C and R are (m, n).
-///
-/// Every operand is addressed as `offset + outer·stride_outer + inner·stride_inner` plus
-/// `row·ld + column` (f32 elements), so one kernel serves the dense layers, the patch
-/// embedding (one batch entry per image, writing after the prefix rows) and both attention
-/// products straight on the fused qkv buffer (one batch entry per image and head).
-///
-/// KEEP IN SYNC with `struct GemmParams` in `gemm.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct GemmParams {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    /// [`gemm_flags`] bits.
-    pub flags: u32,
-    pub lda: u32,
-    pub ldb: u32,
-    pub ldc: u32,
-    pub ldr: u32,
-    pub a_offset: u32,
-    pub b_offset: u32,
-    pub c_offset: u32,
-    pub r_offset: u32,
-    pub a_stride_outer: u32,
-    pub a_stride_inner: u32,
-    pub b_stride_outer: u32,
-    pub b_stride_inner: u32,
-    pub c_stride_outer: u32,
-    pub c_stride_inner: u32,
-    pub r_stride_outer: u32,
-    pub r_stride_inner: u32,
-    /// Batch entries per `outer` index (≥ 1).
-    pub batch_inner: u32,
-    pub alpha: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+/// A Rust field of a parameter block, for the layout tests against the WGSL.
+#[cfg(test)]
+#[derive(Debug)]
+struct Field {
+    name: &'static str,
+    /// Byte offset in the `#[repr(C)]` struct.
+    offset: usize,
+    /// The Rust type's name: `u32`, `i32` or `f32`, spelled as WGSL spells it.
+    ty: &'static str,
 }
 
-/// Softmax over `rows` rows of `cols` values, in place; row `r` starts at
-/// `offset + r·row_stride`. KEEP IN SYNC with `struct SoftmaxParams` in `softmax.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SoftmaxParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub row_stride: u32,
-    pub offset: u32,
+/// Declares a parameter block: `#[repr(C)]`, `Pod`, and (in tests) its list of [`Field`]s.
+macro_rules! params_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ident,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        #[cfg(test)]
+        impl $name {
+            const FIELDS: &'static [Field] = &[$(Field {
+                name: stringify!($field),
+                offset: std::mem::offset_of!($name, $field),
+                ty: stringify!($ty),
+            },)*];
+        }
+    };
 }
 
-/// LayerNorm of `rows` rows of `cols` values. Output row `r` reads input row
-/// `(r / group)·group_stride + r % group` (so the final norm can read only the prefix tokens
-/// of every image) and is written densely. KEEP IN SYNC with `struct LayerNormParams` in
-/// `layer_norm.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct LayerNormParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub group: u32,
-    pub group_stride: u32,
-    pub eps: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+params_struct! {
+    /// One (batched) GEMM: for every batch index `z` in the dispatch's z dimension, with
+    /// `outer = z / batch_inner` and `inner = z % batch_inner`,
+    /// `C = alpha · act(A·B + bias) + R`, where A is (m, k), B is (k, n), C and R are (m, n).
+    ///
+    /// Every operand is addressed as `offset + outer·stride_outer + inner·stride_inner` plus
+    /// `row·ld + column` (f32 elements), so one kernel serves the dense layers, the patch
+    /// embedding (one batch entry per image, writing after the prefix rows) and both attention
+    /// products straight on the fused qkv buffer (one batch entry per image and head).
+    ///
+    /// KEEP IN SYNC with `struct GemmParams` in `gemm.wgsl`.
+    pub struct GemmParams {
+        pub m: u32,
+        pub n: u32,
+        pub k: u32,
+        /// [`gemm_flags`] bits.
+        pub flags: u32,
+        pub lda: u32,
+        pub ldb: u32,
+        pub ldc: u32,
+        pub ldr: u32,
+        pub a_offset: u32,
+        pub b_offset: u32,
+        pub c_offset: u32,
+        pub r_offset: u32,
+        pub a_stride_outer: u32,
+        pub a_stride_inner: u32,
+        pub b_stride_outer: u32,
+        pub b_stride_inner: u32,
+        pub c_stride_outer: u32,
+        pub c_stride_inner: u32,
+        pub r_stride_outer: u32,
+        pub r_stride_inner: u32,
+        /// Batch entries per `outer` index (≥ 1).
+        pub batch_inner: u32,
+        pub alpha: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
-/// Patches of `patch`×`patch` pixels out of (batch, channels, height, width) images, as rows
-/// of (channels·patch·patch) values in (channel, y, x) order — a stride-`patch` convolution's
-/// input as a GEMM operand. KEEP IN SYNC with `struct Im2colParams` in `im2col.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Im2colParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub height: u32,
-    pub width: u32,
-    pub patch_size: u32,
-    pub grid_h: u32,
-    pub grid_w: u32,
-    /// batch · grid_h · grid_w · channels · patch · patch
-    pub total: u32,
+params_struct! {
+    /// Softmax over `rows` rows of `cols` values, in place; row `r` starts at
+    /// `offset + r·row_stride`. KEEP IN SYNC with `struct SoftmaxParams` in `softmax.wgsl`.
+    pub struct SoftmaxParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub row_stride: u32,
+        pub offset: u32,
+    }
+}
+
+params_struct! {
+    /// LayerNorm of `rows` rows of `cols` values. Output row `r` reads input row
+    /// `(r / group)·group_stride + r % group` (so the final norm can read only the prefix tokens
+    /// of every image) and is written densely. KEEP IN SYNC with `struct LayerNormParams` in
+    /// `layer_norm.wgsl`.
+    pub struct LayerNormParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub group: u32,
+        pub group_stride: u32,
+        pub eps: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
+}
+
+params_struct! {
+    /// Patches of `patch`×`patch` pixels out of (batch, channels, height, width) images, as rows
+    /// of (channels·patch·patch) values in (channel, y, x) order — a stride-`patch` convolution's
+    /// input as a GEMM operand. KEEP IN SYNC with `struct Im2colParams` in `im2col.wgsl`.
+    pub struct Im2colParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub height: u32,
+        pub width: u32,
+        pub patch_size: u32,
+        pub grid_h: u32,
+        pub grid_w: u32,
+        /// batch · grid_h · grid_w · channels · patch · patch
+        pub total: u32,
+    }
 }
 
 #[cfg(test)]
@@ -170,43 +208,143 @@ mod tests {
         assert!(im2col.contains("@workgroup_size(WORKGROUP_SIZE)"));
     }
 
-    /// Each WGSL struct has as many 4-byte fields as the Rust one.
+    /// The members of `struct name { … }` in a WGSL source: (name, type), in order.
+    fn wgsl_members(source: &str, file: &str, name: &str) -> Vec<(String, String)> {
+        let start = source
+            .find(&format!("struct {name} {{"))
+            .unwrap_or_else(|| panic!("{file} declares struct {name}"));
+        let body = &source[start..];
+        let body =
+            &body[body.find('{').expect("struct opens") + 1..body.find('}').expect("struct ends")];
+        body.lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .filter(|member| !member.is_empty())
+            .map(|member| {
+                assert!(
+                    !member.starts_with('@'),
+                    "{file}: {name}: attributes are not checked: {member}"
+                );
+                let (field, ty) = member
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("{file}: {name}: `{member}` is not `name: type`"));
+                (field.trim().to_string(), ty.trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Size and alignment of a WGSL scalar or vector type in a host-shareable struct (WGSL
+    /// spec, "Alignment and Size"): vec3 aligns like vec4.
+    fn wgsl_size_align(ty: &str) -> (usize, usize) {
+        let scalar = |t: &str| match t {
+            "u32" | "i32" | "f32" => 4,
+            "f16" => 2,
+            other => panic!("unsupported WGSL type `{other}`"),
+        };
+        let vector = |n: usize, s: usize| (n * s, if n == 3 { 4 * s } else { n * s });
+        for n in 2..=4 {
+            if let Some(inner) = ty
+                .strip_prefix(&format!("vec{n}<"))
+                .and_then(|t| t.strip_suffix('>'))
+            {
+                return vector(n, scalar(inner));
+            }
+            let short = [("f", "f32"), ("u", "u32"), ("i", "i32"), ("h", "f16")];
+            for (suffix, scalar_ty) in short {
+                if ty == format!("vec{n}{suffix}") {
+                    return vector(n, scalar(scalar_ty));
+                }
+            }
+        }
+        let s = scalar(ty);
+        (s, s)
+    }
+
+    /// Byte offsets of each member and the struct's size, by WGSL's layout rules: each member
+    /// at the next multiple of its alignment, the size rounded up to the largest alignment.
+    fn wgsl_layout(members: &[(String, String)]) -> (Vec<usize>, usize) {
+        let (mut offsets, mut end, mut max_align) = (Vec::new(), 0usize, 1usize);
+        for (_, ty) in members {
+            let (size, align) = wgsl_size_align(ty);
+            let offset = end.div_ceil(align) * align;
+            offsets.push(offset);
+            end = offset + size;
+            max_align = max_align.max(align);
+        }
+        (offsets, end.div_ceil(max_align) * max_align)
+    }
+
+    /// Every parameter struct: the same members in the same order, of the same types, at the
+    /// same byte offsets in WGSL as in Rust, and the same size, a multiple of 16 (uniform
+    /// buffer binding sizes).
     #[test]
     fn wgsl_structs_match() {
-        for (file, source, name, size) in [
+        for (file, source, name, fields, size) in [
             (
                 "gemm.wgsl",
                 include_str!("gemm.wgsl"),
                 "GemmParams",
+                GemmParams::FIELDS,
                 std::mem::size_of::<GemmParams>(),
             ),
             (
                 "softmax.wgsl",
                 include_str!("softmax.wgsl"),
                 "SoftmaxParams",
+                SoftmaxParams::FIELDS,
                 std::mem::size_of::<SoftmaxParams>(),
             ),
             (
                 "layer_norm.wgsl",
                 include_str!("layer_norm.wgsl"),
                 "LayerNormParams",
+                LayerNormParams::FIELDS,
                 std::mem::size_of::<LayerNormParams>(),
             ),
             (
                 "im2col.wgsl",
                 include_str!("im2col.wgsl"),
                 "Im2colParams",
+                Im2colParams::FIELDS,
                 std::mem::size_of::<Im2colParams>(),
             ),
         ] {
             assert_eq!(size % 16, 0, "{name} must be padded to 16 bytes");
-            let start = source
-                .find(&format!("struct {name} {{"))
-                .unwrap_or_else(|| panic!("{file} declares struct {name}"));
-            let body = &source[start..];
-            let body = &body[..body.find('}').expect("struct ends")];
-            let fields = body.matches(": u32").count() + body.matches(": f32").count();
-            assert_eq!(fields * 4, size, "{file}: struct {name} vs params.rs");
+            let members = wgsl_members(source, file, name);
+            let (offsets, wgsl_size) = wgsl_layout(&members);
+            let wgsl: Vec<(&str, &str, usize)> = members
+                .iter()
+                .zip(&offsets)
+                .map(|((field, ty), &offset)| (field.as_str(), ty.as_str(), offset))
+                .collect();
+            let rust: Vec<(&str, &str, usize)> =
+                fields.iter().map(|f| (f.name, f.ty, f.offset)).collect();
+            assert_eq!(
+                wgsl, rust,
+                "{file}: struct {name} (name, type, offset) vs params.rs"
+            );
+            assert_eq!(wgsl_size, size, "{file}: struct {name} size vs params.rs");
         }
+    }
+
+    #[test]
+    fn wgsl_layout_rules() {
+        let members = |types: &[&str]| -> Vec<(String, String)> {
+            types
+                .iter()
+                .map(|t| ("x".to_string(), t.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            wgsl_layout(&members(&["u32", "vec3<f32>", "f32"])),
+            (vec![0, 16, 28], 32)
+        );
+        assert_eq!(
+            wgsl_layout(&members(&["f32", "vec2f", "u32"])),
+            (vec![0, 8, 16], 24)
+        );
+        let parsed = wgsl_members("struct P {\n a: u32, // first\n b: vec4<f32>,\n}", "t", "P");
+        assert_eq!(parsed[1], ("b".to_string(), "vec4<f32>".to_string()));
     }
 }

@@ -1,18 +1,20 @@
-//! The ViT forward pass on the CPU (candle).
+//! The ViT forward pass on the CPU: candle tensors, our own kernels.
+//!
+//! Modules, each using only those before it:
+//! * `simd`: vectorizable `exp`, `erf`, GELU and the row kernels (softmax, LayerNorm);
+//! * `gemm`: the packed AVX-512 GEMM for the dense layers;
+//! * `attention`: multi-head attention on the GEMM's register tiles;
+//! * `ops`: all of them as candle custom ops;
+//! * `vit`: the model, [`VisionTransformer`].
+//!
+//! Shapes, input checks and position embeddings come from [`crate::geometry`], which the GPU
+//! path shares.
 
-pub mod gemm;
-mod interpolate;
-pub mod kernels;
+mod attention;
+mod gemm;
+mod ops;
+mod simd;
 mod vit;
 
-pub use interpolate::resize_position_grid;
-pub use vit::{CpuOptions, Recorder, Stage, VisionTransformer};
-
-/// Why a forward pass failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("invalid model input: {0}")]
-    Input(String),
-    #[error("tensor computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
-}
+pub use crate::geometry::resize_position_grid;
+pub use vit::{CpuOptions, ModelError, Recorder, Stage, VisionTransformer};

@@ -14,15 +14,28 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::gemm::PackedLinear;
-use super::interpolate::resize_position_grid;
-use super::kernels::{
-    BiasAdd, BiasGelu, BiasResidual, FusedAttention, Gelu, LayerNormOp, PackedMatmul,
-    PackedMatmulResidual, Softmax,
+use super::ops::{
+    BiasActivation, BiasResidual, FusedAttention, LayerNormOp, PackedMatmul, PackedMatmulResidual,
+    Softmax,
 };
-use super::ModelError;
-use crate::checkpoint::{
-    Activation, Checkpoint, Classifier, Linear, ModelConfig, Norm, WeightTensor,
-};
+use super::simd::Gelu;
+use crate::checkpoint::{Activation, Checkpoint, Linear, ModelConfig, Norm, WeightTensor};
+use crate::geometry::{Geometry, GeometryError, PositionTable};
+
+/// Why a forward pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid model input: {0}")]
+    Input(String),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl From<GeometryError> for ModelError {
+    fn from(e: GeometryError) -> Self {
+        ModelError::Input(e.to_string())
+    }
+}
 
 fn tensor(w: &WeightTensor, device: &Device) -> candle_core::Result<Tensor> {
     Tensor::from_slice(&w.data, w.shape.as_slice(), device)
@@ -110,7 +123,7 @@ impl Dense {
                         &zeros
                     }
                 };
-                ys.apply_op2_no_bwd(bias, &BiasGelu(gelu))
+                ys.apply_op2_no_bwd(bias, &BiasActivation(Some(gelu)))
             }
         }
     }
@@ -127,7 +140,7 @@ impl Module for Dense {
             Dense::Candle { weight_t, bias } => {
                 let ys = xs.matmul(weight_t)?;
                 match bias {
-                    Some(b) => ys.apply_op2_no_bwd(b, &BiasAdd),
+                    Some(b) => ys.apply_op2_no_bwd(b, &BiasActivation(None)),
                     None => Ok(ys),
                 }
             }
@@ -290,10 +303,8 @@ pub struct VisionTransformer {
     patch_embed: Dense,
     /// (prefix_tokens, hidden): CLS, then the distillation token if any.
     prefix: Tensor,
-    /// Position embeddings at the native grid, host copy for interpolation: (tokens, hidden).
-    pos_embed_host: WeightTensor,
-    /// The same on the device: (1, tokens, hidden).
-    pos_embed: Tensor,
+    /// Position embeddings per patch grid, each (1, tokens, hidden).
+    positions: PositionTable<Tensor>,
     blocks: Vec<Block>,
     norm: LayerNorm,
     head: Dense,
@@ -331,7 +342,6 @@ impl VisionTransformer {
             prefix_rows.extend_from_slice(&dist.data);
         }
         let prefix = Tensor::from_vec(prefix_rows, (cfg.prefix_tokens(), d), device)?;
-        let pos_embed = tensor(&w.pos_embed, device)?.unsqueeze(0)?;
         let blocks = w
             .blocks
             .iter()
@@ -351,8 +361,7 @@ impl VisionTransformer {
         Ok(Self {
             patch_embed,
             prefix,
-            pos_embed_host: w.pos_embed.clone(),
-            pos_embed,
+            positions: PositionTable::new(&cfg, &w.pos_embed.data),
             blocks,
             norm: LayerNorm::new(&w.norm, eps, device)?,
             head: Dense::new(&w.head, packed, device)?,
@@ -381,24 +390,11 @@ impl VisionTransformer {
 
     /// Position embeddings for a patch grid, (1, tokens, hidden): the stored ones at the native
     /// grid, bicubically resized (as transformers' `interpolate_pos_encoding`) otherwise.
-    fn position_embeddings(&self, grid: (usize, usize)) -> Result<Tensor, ModelError> {
-        let native = self.cfg.patch_grid();
-        if grid == (native, native) {
-            return Ok(self.pos_embed.clone());
-        }
-        let resized = resize_position_grid(
-            &self.pos_embed_host.data,
-            self.cfg.hidden_size,
-            self.cfg.prefix_tokens(),
-            (native, native),
-            grid,
-        );
-        let tokens = resized.len() / self.cfg.hidden_size;
-        Ok(Tensor::from_vec(
-            resized,
-            (1, tokens, self.cfg.hidden_size),
-            &self.device,
-        )?)
+    fn position_embeddings(&self, grid: (usize, usize)) -> candle_core::Result<Tensor> {
+        let hidden = self.cfg.hidden_size;
+        self.positions.get(grid, |values| {
+            Tensor::from_slice(values, (1, values.len() / hidden, hidden), &self.device)
+        })
     }
 
     /// pixels: (batch, channels, height, width), normalized.
@@ -418,22 +414,8 @@ impl VisionTransformer {
         record: &mut Recorder<'_>,
     ) -> Result<(Tensor, Vec<Tensor>), ModelError> {
         let (b, c, height, width) = pixels.dims4()?;
-        let cfg = &self.cfg;
-        let p = cfg.patch_size;
-        if c != cfg.num_channels {
-            return Err(ModelError::Input(format!(
-                "the input has {c} channels but the model expects {}",
-                cfg.num_channels
-            )));
-        }
-        let (gh, gw) = self.patch_grid(height, width);
-        if gh == 0 || gw == 0 {
-            return Err(ModelError::Input(format!(
-                "a {height}×{width} input is smaller than one {p}×{p} patch"
-            )));
-        }
-        let d = cfg.hidden_size;
-        let n = gh * gw;
+        let g = Geometry::of_input(&self.cfg, [b, c, height, width])?;
+        let (p, d, n, (gh, gw)) = (g.patch, g.hidden, g.patches(), g.grid);
 
         // Patch embedding: a stride-p convolution is a GEMM over non-overlapping patches.
         let pixels = pixels.to_dtype(DType::F32)?;
@@ -448,12 +430,9 @@ impl VisionTransformer {
         record(Stage::Patches, &patches.reshape((b, n, c * p * p))?)?;
         let patch_tokens = self.patch_embed.forward(&patches)?.reshape((b, n, d))?;
         record(Stage::PatchEmbedding, &patch_tokens)?;
-        let prefix = self
-            .prefix
-            .unsqueeze(0)?
-            .broadcast_as((b, cfg.prefix_tokens(), d))?;
+        let prefix = self.prefix.unsqueeze(0)?.broadcast_as((b, g.prefix, d))?;
         let mut xs = Tensor::cat(&[&prefix, &patch_tokens], 1)?
-            .broadcast_add(&self.position_embeddings((gh, gw))?)?;
+            .broadcast_add(&self.position_embeddings(g.grid)?)?;
         record(Stage::Embeddings, &xs)?;
 
         let mut attentions = Vec::with_capacity(self.blocks.len());
@@ -466,11 +445,11 @@ impl VisionTransformer {
         // Only the prefix tokens feed the heads; LayerNorm is per token, so normalize just those.
         let prefix_out = self
             .norm
-            .forward(&xs.narrow(1, 0, cfg.prefix_tokens())?.contiguous()?)?;
+            .forward(&xs.narrow(1, 0, g.prefix)?.contiguous()?)?;
         record(Stage::FinalNorm, &prefix_out)?;
         let cls = prefix_out.get_on_dim(1, 0)?;
-        let logits = match (cfg.classifier, &self.head_dist) {
-            (Classifier::ClsAndDistillation, Some(head_dist)) => {
+        let logits = match (g.distilled, &self.head_dist) {
+            (true, Some(head_dist)) => {
                 let dist = prefix_out.get_on_dim(1, 1)?;
                 ((self.head.forward(&cls)? + head_dist.forward(&dist)?)? * 0.5)?
             }

@@ -1,22 +1,19 @@
-//! Fused element-wise kernels for the CPU forward pass, as candle custom ops.
+//! Vectorizable element-wise kernels and row kernels for the CPU forward pass: `exp`, `erf`,
+//! GELU, softmax, LayerNorm.
 //!
 //! candle's own `gelu_erf`, `softmax_last_dim` and `layer_norm` call scalar `erf`/`exp` per
 //! element; on a DeiT-Ti forward pass that costs about as much as a third of the GEMMs. These
 //! versions are written so the compiler vectorizes them (SSE/AVX natively, SIMD128 in wasm):
 //! branch-free polynomial `exp`, lane-parallel reductions, one pass where candle makes several.
 //! Accuracy is checked against f64 references in the tests below (≤ 2e-7 relative for `exp`,
-//! ≤ 1e-6 absolute for GELU).
+//! ≤ 1e-6 absolute for GELU). The `ops` module wraps them as candle
+//! custom ops.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape};
-
-use super::gemm::{attention, Epilogue, PackedLinear};
-
-/// Lanes of the partial reductions; a multiple of every SIMD width we target.
 const LANES: usize = 8;
 
 /// e^x for x in f32 range, relative error ≈ 1e-7, branch-free so loops over it vectorize.
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split in two so n·ln2 is exact in the high part (Cody–Waite reduction).
     const LN2_HI: f32 = 0.693_145_75;
@@ -47,7 +44,7 @@ pub fn exp(x: f32) -> f32 {
 
 /// erf(x) by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), branch-free.
 #[inline(always)]
-pub fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
         0.254_829_6,
@@ -65,13 +62,13 @@ pub fn erf(x: f32) -> f32 {
 
 /// GELU, exact (erf) form: x·Φ(x) = x/2·(1 + erf(x/√2)).
 #[inline(always)]
-pub fn gelu_erf(x: f32) -> f32 {
+pub(crate) fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// GELU, tanh approximation (transformers' `gelu_new` / `gelu_pytorch_tanh`).
 #[inline(always)]
-pub fn gelu_tanh(x: f32) -> f32 {
+pub(crate) fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
     // tanh(u) = 1 − 2/(e^{2u} + 1), stable for large |u| since exp saturates.
@@ -113,23 +110,23 @@ macro_rules! multiversion {
 
 multiversion! {
     /// Softmax of every row of `rows` (row length `width`), in place.
-    pub fn softmax_rows(rows: &mut [f32], width: usize) => softmax_rows_body;
+    pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) => softmax_rows_body;
 }
 
 multiversion! {
     /// gelu(x + bias) of every row of `x` (row length `bias.len()`) into `out`.
-    pub fn bias_gelu_rows(x: &[f32], bias: &[f32], gelu: Gelu, out: &mut [f32]) => bias_gelu_rows_body;
+    pub(crate) fn bias_gelu_rows(x: &[f32], bias: &[f32], gelu: Gelu, out: &mut [f32]) => bias_gelu_rows_body;
 }
 
 multiversion! {
     /// LayerNorm over rows of length `weight.len()`: (x − mean)/√(var + eps)·weight + bias,
     /// with the biased variance, as PyTorch computes it.
-    pub fn layer_norm_rows(input: &[f32], weight: &[f32], bias: &[f32], eps: f32, output: &mut [f32]) => layer_norm_rows_body;
+    pub(crate) fn layer_norm_rows(input: &[f32], weight: &[f32], bias: &[f32], eps: f32, output: &mut [f32]) => layer_norm_rows_body;
 }
 
 multiversion! {
     /// gelu(x) of every value, in place.
-    pub fn gelu_in_place(values: &mut [f32], gelu: Gelu) => gelu_in_place_body;
+    pub(crate) fn gelu_in_place(values: &mut [f32], gelu: Gelu) => gelu_in_place_body;
 }
 
 #[inline(always)]
@@ -234,297 +231,11 @@ fn layer_norm_rows_body(input: &[f32], weight: &[f32], bias: &[f32], eps: f32, o
     }
 }
 
-/// The contiguous f32 data of a custom op's input.
-pub(super) fn f32_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{what}: expected f32 data");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{what}: input must be contiguous");
-    };
-    Ok(&data[start..end])
-}
-
-/// Which GELU a [`BiasGelu`] applies.
+/// Which GELU an activation applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gelu {
+pub(crate) enum Gelu {
     Erf,
     Tanh,
-}
-
-/// gelu(x + bias) over the last dimension: x (rows, width), bias (width,).
-pub struct BiasGelu(pub Gelu);
-
-impl CustomOp2 for BiasGelu {
-    fn name(&self) -> &'static str {
-        "bias-gelu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "bias-gelu input")?;
-        let bias = f32_slice(s2, l2, "bias-gelu bias")?;
-        check_bias(bias, l1, "bias-gelu")?;
-        let mut out = vec![0f32; x.len()];
-        bias_gelu_rows(x, bias, self.0, &mut out);
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// x + bias over the last dimension: x (rows, width), bias (width,).
-pub struct BiasAdd;
-
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "bias-add"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "bias-add input")?;
-        let bias = f32_slice(s2, l2, "bias-add bias")?;
-        check_bias(bias, l1, "bias-add")?;
-        let mut out = x.to_vec();
-        for row in out.chunks_exact_mut(bias.len()) {
-            for (o, &b) in row.iter_mut().zip(bias) {
-                *o += b;
-            }
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// residual + x + bias: the end of an attention or MLP branch. x and residual share a
-/// shape whose last dimension is the bias length.
-pub struct BiasResidual;
-
-impl CustomOp3 for BiasResidual {
-    fn name(&self) -> &'static str {
-        "bias-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "bias-residual input")?;
-        let bias = f32_slice(s2, l2, "bias-residual bias")?;
-        let residual = f32_slice(s3, l3, "bias-residual residual")?;
-        check_bias(bias, l1, "bias-residual")?;
-        if residual.len() != x.len() {
-            candle_core::bail!(
-                "bias-residual: residual {:?} vs input {:?}",
-                l3.dims(),
-                l1.dims()
-            );
-        }
-        let mut out = residual.to_vec();
-        for (o_row, x_row) in out
-            .chunks_exact_mut(bias.len())
-            .zip(x.chunks_exact(bias.len()))
-        {
-            for ((o, &v), &b) in o_row.iter_mut().zip(x_row).zip(bias) {
-                *o += v + b;
-            }
-        }
-        Ok((CpuStorage::F32(out), l3.shape().clone()))
-    }
-}
-
-fn check_bias(bias: &[f32], layout: &Layout, what: &str) -> Result<()> {
-    if bias.is_empty() || layout.dims().last() != Some(&bias.len()) {
-        candle_core::bail!(
-            "{what}: bias of {} for input {:?}",
-            bias.len(),
-            layout.dims()
-        );
-    }
-    Ok(())
-}
-
-/// LayerNorm over the last dimension: (x, weight, bias).
-pub struct LayerNormOp {
-    pub eps: f32,
-}
-
-impl CustomOp3 for LayerNormOp {
-    fn name(&self) -> &'static str {
-        "layer-norm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "layer-norm input")?;
-        let weight = f32_slice(s2, l2, "layer-norm weight")?;
-        let bias = f32_slice(s3, l3, "layer-norm bias")?;
-        if weight.is_empty()
-            || weight.len() != bias.len()
-            || l1.dims().last() != Some(&weight.len())
-        {
-            candle_core::bail!(
-                "layer-norm: weight {} / bias {} for input {:?}",
-                weight.len(),
-                bias.len(),
-                l1.dims()
-            );
-        }
-        let mut out = vec![0f32; x.len()];
-        layer_norm_rows(x, weight, bias, self.eps, &mut out);
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// Softmax over the last dimension.
-pub struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, "softmax input")?;
-        let width = layout.dims().last().copied().unwrap_or(0);
-        if width == 0 {
-            candle_core::bail!("softmax: empty rows in {:?}", layout.dims());
-        }
-        let mut out = x.to_vec();
-        softmax_rows(&mut out, width);
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-}
-
-/// a·W + bias through a packed weight, then optionally GELU: a (rows, in) → (rows, out).
-pub struct PackedMatmul<'a> {
-    pub weight: &'a PackedLinear,
-    pub gelu: Option<Gelu>,
-}
-
-impl CustomOp1 for PackedMatmul<'_> {
-    fn name(&self) -> &'static str {
-        "packed-matmul"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(storage, layout, "packed-matmul input")?;
-        let (rows, out_shape) = packed_shapes(self.weight, layout)?;
-        let mut out = vec![0f32; rows * self.weight.out_features()];
-        self.weight.forward(a, rows, Epilogue::Bias, &mut out);
-        if let Some(gelu) = self.gelu {
-            gelu_in_place(&mut out, gelu);
-        }
-        Ok((CpuStorage::F32(out), out_shape))
-    }
-}
-
-/// residual + a·W + bias through a packed weight: (a (rows, in), residual (…, out)).
-pub struct PackedMatmulResidual<'a>(pub &'a PackedLinear);
-
-impl CustomOp2 for PackedMatmulResidual<'_> {
-    fn name(&self) -> &'static str {
-        "packed-matmul-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s1, l1, "packed-matmul input")?;
-        let residual = f32_slice(s2, l2, "packed-matmul residual")?;
-        let (rows, _) = packed_shapes(self.0, l1)?;
-        if residual.len() != rows * self.0.out_features() {
-            candle_core::bail!("packed-matmul: residual {:?} for {rows} rows", l2.dims());
-        }
-        let mut out = vec![0f32; residual.len()];
-        self.0
-            .forward(a, rows, Epilogue::BiasResidual(residual), &mut out);
-        Ok((CpuStorage::F32(out), l2.shape().clone()))
-    }
-}
-
-/// Rows of a packed matmul's input and the shape of its output.
-fn packed_shapes(weight: &PackedLinear, layout: &Layout) -> Result<(usize, Shape)> {
-    let dims = layout.dims();
-    if dims.last() != Some(&weight.in_features()) {
-        candle_core::bail!(
-            "packed-matmul: input {dims:?} for {} input features",
-            weight.in_features()
-        );
-    }
-    let rows = dims[..dims.len() - 1].iter().product();
-    let mut out_dims = dims.to_vec();
-    if let Some(last) = out_dims.last_mut() {
-        *last = weight.out_features();
-    }
-    Ok((rows, Shape::from(out_dims)))
-}
-
-/// Multi-head attention from the fused qkv projection (batch·tokens, 3·hidden) on the packed
-/// kernel. Returns one flat buffer: the context (batch·tokens·hidden values, heads side by
-/// side) followed by the probabilities (batch, heads, tokens, tokens); split it with `narrow`.
-pub struct FusedAttention {
-    pub batch: usize,
-    pub tokens: usize,
-    pub heads: usize,
-    pub head_dim: usize,
-}
-
-impl CustomOp1 for FusedAttention {
-    fn name(&self) -> &'static str {
-        "fused-attention"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = f32_slice(storage, layout, "attention input")?;
-        let Self {
-            batch,
-            tokens,
-            heads,
-            head_dim,
-        } = *self;
-        let hidden = heads * head_dim;
-        if qkv.len() != batch * tokens * 3 * hidden {
-            candle_core::bail!(
-                "attention: qkv {:?} for {batch}×{tokens} tokens of {hidden}",
-                layout.dims()
-            );
-        }
-        let context_len = batch * tokens * hidden;
-        let mut out = vec![0f32; context_len + batch * heads * tokens * tokens];
-        let (context, probs) = out.split_at_mut(context_len);
-        attention(qkv, batch, tokens, heads, head_dim, probs, context);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
-    }
 }
 
 #[cfg(test)]
