@@ -1,0 +1,677 @@
+//! Hostile inputs: crafted checkpoints, preprocessor configs, images, model references and
+//! protocol messages. Each case must end in an error that names what is wrong, says what to
+//! do, and says it once: no panic, no abort, no allocation sized by the attacker.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde_json::{json, Value};
+use vit_lens::app::hub::parse_model_ref;
+use vit_lens::app::protocol::{Reply, Request};
+use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
+use vit_lens::engine::Engine;
+use vit_lens::preprocess::{preprocess_bytes, DecodeLimits};
+
+use common::{f32_tensors, fixture_bytes, write_safetensors};
+
+type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Words of which an error message must use at least one: it says what to do.
+const ACTION_WORDS: &[&str] = &[
+    "use ", "give ", "check ", "choose ", "try ", "pick ", "set ", "remove ", "export ", "save ",
+    "convert ", "drop ", "load ", "reduce ", "smaller", "fix ", "re-", "expected", "must ",
+];
+
+/// Runs `case`, which must fail; checks the message and returns it.
+#[track_caller]
+fn refused(what: &str, must_name: &[&str], case: impl FnOnce() -> Result<(), String>) -> String {
+    let outcome = catch_unwind(AssertUnwindSafe(case));
+    let message = match outcome {
+        Ok(Ok(())) => panic!("{what}: was accepted; expected a clear error"),
+        Ok(Err(message)) => message,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{what}: panicked ({text}); expected a clear error")
+        }
+    };
+    let lower = message.to_lowercase();
+    for name in must_name {
+        assert!(
+            lower.contains(&name.to_lowercase()),
+            "{what}: the message should name `{name}`: {message}"
+        );
+    }
+    assert!(
+        ACTION_WORDS.iter().any(|w| lower.contains(w)),
+        "{what}: the message should say what to do: {message}"
+    );
+    said_once(what, &message);
+    if std::env::var_os("HOSTILE_PRINT").is_some() {
+        eprintln!("MESSAGE {what} => {message}");
+    }
+    message
+}
+
+/// No clause of the message repeats an earlier one ("X: X").
+#[track_caller]
+fn said_once(what: &str, message: &str) {
+    let parts: Vec<&str> = message
+        .split([':', ';'])
+        .map(str::trim)
+        .filter(|p| p.len() >= 12)
+        .collect();
+    for (i, a) in parts.iter().enumerate() {
+        for b in &parts[i + 1..] {
+            assert!(
+                !b.contains(a) && !a.contains(b),
+                "{what}: the message repeats itself: {message}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Building crafted checkpoints from the small fixtures.
+
+struct Crafted {
+    config: Value,
+    preprocessor: Option<Value>,
+    tensors: Tensors,
+}
+
+impl Crafted {
+    fn from_fixture(name: &str) -> Self {
+        let (config, pre, weights) = fixture_bytes(name);
+        Self {
+            config: serde_json::from_slice(&config).expect("fixture config"),
+            preprocessor: pre.map(|p| serde_json::from_slice(&p).expect("fixture preprocessor")),
+            tensors: f32_tensors(&weights),
+        }
+    }
+
+    fn hf() -> Self {
+        Self::from_fixture("tiny_vit_hf")
+    }
+
+    fn timm() -> Self {
+        Self::from_fixture("tiny_vit_timm")
+    }
+
+    fn config(mut self, key: &str, value: Value) -> Self {
+        self.config[key] = value;
+        self
+    }
+
+    fn preprocessor(mut self, key: &str, value: Value) -> Self {
+        let pre = self.preprocessor.get_or_insert_with(|| json!({}));
+        pre[key] = value;
+        self
+    }
+
+    /// Replaces one tensor's shape and data (f32 values).
+    fn tensor(mut self, name: &str, shape: Vec<usize>, values: &[f32]) -> Self {
+        let entry = self
+            .tensors
+            .iter_mut()
+            .find(|t| t.0 == name)
+            .unwrap_or_else(|| panic!("no tensor {name}"));
+        entry.1 = safetensors::Dtype::F32;
+        entry.2 = shape;
+        entry.3 = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self
+    }
+
+    /// Sets every value of one tensor to `value`, keeping its shape.
+    fn fill(mut self, name: &str, value: f32) -> Self {
+        let entry = self
+            .tensors
+            .iter_mut()
+            .find(|t| t.0 == name)
+            .unwrap_or_else(|| panic!("no tensor {name}"));
+        entry.3 = entry
+            .3
+            .chunks(4)
+            .flat_map(|_| value.to_le_bytes())
+            .collect();
+        self
+    }
+
+    fn bytes(&self) -> (Vec<u8>, Option<Vec<u8>>, Vec<u8>) {
+        (
+            serde_json::to_vec(&self.config).expect("json"),
+            self.preprocessor
+                .as_ref()
+                .map(|p| serde_json::to_vec(p).expect("json")),
+            write_safetensors(&self.tensors),
+        )
+    }
+
+    fn load(&self) -> Result<Checkpoint, String> {
+        let (config, pre, weights) = self.bytes();
+        load_bytes(&config, pre.as_deref(), &weights)
+    }
+
+    /// Loads, builds the CPU engine and classifies a smooth image of the checkpoint's size.
+    fn run(&self) -> Result<(), String> {
+        let checkpoint = self.load()?;
+        run_checkpoint(&checkpoint)
+    }
+}
+
+fn load_bytes(config: &[u8], pre: Option<&[u8]>, weights: &[u8]) -> Result<Checkpoint, String> {
+    Checkpoint::from_bytes(CheckpointFiles {
+        config_json: config,
+        preprocessor_config_json: pre,
+        safetensors: weights,
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn run_checkpoint(checkpoint: &Checkpoint) -> Result<(), String> {
+    let engine = Engine::cpu(checkpoint).map_err(|e| e.to_string())?;
+    let side = checkpoint.config.image_size;
+    let channels = checkpoint.config.num_channels;
+    let pixels: Vec<f32> = (0..channels * side * side)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    engine
+        .infer_batch(&pixels, 1, side, side)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Preprocesses `image` with the preprocessor config of `checkpoint`.
+fn preprocess_with(checkpoint: &Checkpoint, image: &[u8]) -> Result<(), String> {
+    preprocess_bytes(image, &checkpoint.preprocess, &DecodeLimits::default())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode png");
+    out
+}
+
+const HF_PATCH: &str = "vit.embeddings.patch_embeddings.projection.weight";
+const HF_HEAD: &str = "classifier.weight";
+const HF_POS: &str = "vit.embeddings.position_embeddings";
+const TIMM_PATCH: &str = "patch_embed.proj.weight";
+const TIMM_HEAD: &str = "head.weight";
+
+// ---------------------------------------------------------------------------------------
+// config.json
+
+#[test]
+fn config_not_json() {
+    refused("config.json that is not JSON", &["config.json"], || {
+        let (_, pre, weights) = Crafted::hf().bytes();
+        load_bytes(b"{ not json", pre.as_deref(), &weights).map(|_| ())
+    });
+}
+
+#[test]
+fn config_json_array() {
+    refused("config.json that is an array", &["config.json"], || {
+        let (_, pre, weights) = Crafted::hf().bytes();
+        load_bytes(b"[1, 2, 3]", pre.as_deref(), &weights).map(|_| ())
+    });
+}
+
+#[test]
+fn patch_size_zero() {
+    refused("patch_size 0", &["patch_size", "0"], || {
+        Crafted::hf().config("patch_size", json!(0)).run()
+    });
+}
+
+#[test]
+fn hidden_size_zero() {
+    refused("hidden_size 0", &["hidden_size"], || {
+        Crafted::hf().config("hidden_size", json!(0)).run()
+    });
+}
+
+#[test]
+fn heads_zero() {
+    refused("num_attention_heads 0", &["num_attention_heads"], || {
+        Crafted::hf().config("num_attention_heads", json!(0)).run()
+    });
+}
+
+#[test]
+fn heads_do_not_divide_width() {
+    refused(
+        "hidden_size not divisible by heads",
+        &["num_attention_heads"],
+        || Crafted::hf().config("num_attention_heads", json!(3)).run(),
+    );
+}
+
+#[test]
+fn absurd_layer_count() {
+    refused("a billion layers", &["num_hidden_layers"], || {
+        Crafted::hf()
+            .config("num_hidden_layers", json!(1_000_000_000u64))
+            .run()
+    });
+}
+
+#[test]
+fn image_size_zero() {
+    refused("image_size 0", &["image_size"], || {
+        Crafted::hf().config("image_size", json!(0)).run()
+    });
+}
+
+#[test]
+fn image_size_huge() {
+    refused("image_size 2^40", &["image_size"], || {
+        Crafted::hf().config("image_size", json!(1u64 << 40)).run()
+    });
+}
+
+#[test]
+fn layer_norm_eps_huge() {
+    refused("layer_norm_eps 1e300", &["layer_norm_eps"], || {
+        Crafted::hf().config("layer_norm_eps", json!(1e300)).run()
+    });
+}
+
+#[test]
+fn layer_norm_eps_negative() {
+    refused("layer_norm_eps -1", &["layer_norm_eps"], || {
+        Crafted::hf().config("layer_norm_eps", json!(-1.0)).run()
+    });
+}
+
+#[test]
+fn intermediate_size_zero() {
+    refused("intermediate_size 0", &["intermediate_size"], || {
+        Crafted::hf().config("intermediate_size", json!(0)).run()
+    });
+}
+
+#[test]
+fn channels_zero() {
+    refused("num_channels 0", &["num_channels"], || {
+        Crafted::hf().config("num_channels", json!(0)).run()
+    });
+}
+
+#[test]
+fn labels_disagree_with_the_head() {
+    refused(
+        "id2label with 1000 labels for a 5-class head",
+        &["classifier"],
+        || {
+            let labels: serde_json::Map<String, Value> = (0..1000)
+                .map(|i| (i.to_string(), json!(format!("c{i}"))))
+                .collect();
+            Crafted::hf()
+                .config("id2label", Value::Object(labels))
+                .config("label2id", json!({}))
+                .run()
+        },
+    );
+}
+
+#[test]
+fn negative_size_in_config() {
+    refused("hidden_size -32", &["hidden_size"], || {
+        Crafted::hf().config("hidden_size", json!(-32)).run()
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// model.safetensors
+
+#[test]
+fn timm_patch_embedding_with_a_zero_dimension() {
+    refused(
+        "timm patch_embed.proj.weight [32, 3, 0, 0]",
+        &[TIMM_PATCH],
+        || {
+            Crafted::timm()
+                .tensor(TIMM_PATCH, vec![32, 3, 0, 0], &[])
+                .run()
+        },
+    );
+}
+
+#[test]
+fn timm_classifier_huge_by_zero() {
+    // Zero bytes of data, so the file is valid safetensors; the shape claims 2^44 classes.
+    refused("timm head.weight [2^44, 0]", &[TIMM_HEAD], || {
+        Crafted::timm()
+            .tensor(TIMM_HEAD, vec![1 << 44, 0], &[])
+            .run()
+    });
+}
+
+#[test]
+fn hf_classifier_huge_by_zero() {
+    refused("classifier.weight [2^44, 0]", &[HF_HEAD], || {
+        Crafted::hf().tensor(HF_HEAD, vec![1 << 44, 0], &[]).run()
+    });
+}
+
+#[test]
+fn hf_patch_embedding_wrong_shape() {
+    refused("patch projection of the wrong shape", &[HF_PATCH], || {
+        Crafted::hf()
+            .tensor(HF_PATCH, vec![32, 3, 4, 4], &[0.1; 32 * 3 * 16])
+            .run()
+    });
+}
+
+#[test]
+fn position_embeddings_of_the_wrong_length() {
+    refused("position embeddings for 3 tokens", &["position"], || {
+        Crafted::hf()
+            .tensor(HF_POS, vec![1, 3, 32], &[0.0; 96])
+            .run()
+    });
+}
+
+#[test]
+fn nan_weights_name_the_layer() {
+    let message = refused("NaN in layer 1's query weight", &["layer 1"], || {
+        Crafted::hf()
+            .fill(
+                "vit.encoder.layer.1.attention.attention.query.weight",
+                f32::NAN,
+            )
+            .run()
+    });
+    assert!(!message.contains("flat index"), "{message}");
+}
+
+#[test]
+fn infinite_position_embedding() {
+    refused("infinite position embeddings", &["finite"], || {
+        Crafted::hf().fill(HF_POS, f32::INFINITY).run()
+    });
+}
+
+#[test]
+#[ignore = "needs the engine's budget check"]
+fn huge_values_overflow_in_the_first_layer() {
+    refused("weights of 1e38 overflow", &["layer"], || {
+        Crafted::hf()
+            .fill("vit.encoder.layer.0.intermediate.dense.weight", 1e38)
+            .run()
+    });
+}
+
+#[test]
+fn truncated_safetensors() {
+    refused("safetensors cut in half", &["safetensors"], || {
+        let (config, pre, weights) = Crafted::hf().bytes();
+        load_bytes(&config, pre.as_deref(), &weights[..weights.len() / 2]).map(|_| ())
+    });
+}
+
+#[test]
+fn safetensors_header_length_huge() {
+    refused("header length 2^60", &["safetensors"], || {
+        let (config, pre, _) = Crafted::hf().bytes();
+        let mut weights = (1u64 << 60).to_le_bytes().to_vec();
+        weights.extend_from_slice(b"{}");
+        load_bytes(&config, pre.as_deref(), &weights).map(|_| ())
+    });
+}
+
+#[test]
+fn empty_safetensors() {
+    refused("an empty model.safetensors", &["safetensors"], || {
+        let (config, pre, _) = Crafted::hf().bytes();
+        load_bytes(&config, pre.as_deref(), &[]).map(|_| ())
+    });
+}
+
+#[test]
+fn integer_weights() {
+    refused("i64 weights", &[HF_HEAD], || {
+        let mut crafted = Crafted::hf();
+        let head = crafted
+            .tensors
+            .iter_mut()
+            .find(|t| t.0 == HF_HEAD)
+            .expect("head");
+        head.1 = safetensors::Dtype::I64;
+        head.3.extend(std::iter::repeat_n(0u8, head.3.len()));
+        crafted.run()
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// preprocessor_config.json
+
+#[test]
+fn preprocessor_asks_for_16384_px() {
+    let message = refused(
+        "a 16384 px input without a crop",
+        &["16384", "tokens"],
+        || {
+            Crafted::hf()
+                .preprocessor("size", json!({"height": 16384, "width": 16384}))
+                .preprocessor("do_center_crop", json!(false))
+                .run()
+        },
+    );
+    assert!(message.contains("preprocessor_config.json"), "{message}");
+}
+
+#[test]
+fn preprocessor_std_denormal() {
+    let message = refused("image_std 1e-40", &["image_std"], || {
+        Crafted::hf()
+            .preprocessor("image_std", json!([1e-40, 0.5, 0.5]))
+            .load()
+            .map(|_| ())
+    });
+    assert!(message.contains("preprocessor_config.json"), "{message}");
+}
+
+#[test]
+fn preprocessor_std_zero() {
+    refused("image_std 0", &["image_std"], || {
+        Crafted::hf()
+            .preprocessor("image_std", json!([0.0, 0.5, 0.5]))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_mean_wrong_length() {
+    refused("image_mean of 2 values", &["image_mean"], || {
+        Crafted::hf()
+            .preprocessor("image_mean", json!([0.5, 0.5]))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_size_zero() {
+    refused("size 0", &["size"], || {
+        Crafted::hf()
+            .preprocessor("size", json!({"height": 0, "width": 0}))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_rescale_factor_infinite() {
+    refused("rescale_factor 1e39", &["rescale_factor"], || {
+        Crafted::hf()
+            .preprocessor("rescale_factor", json!(1e39))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_not_json() {
+    refused(
+        "preprocessor_config.json that is not JSON",
+        &["preprocessor_config.json"],
+        || {
+            let (config, _, weights) = Crafted::hf().bytes();
+            load_bytes(&config, Some(b"nope"), &weights).map(|_| ())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Images
+
+#[test]
+fn image_empty() {
+    refused("zero bytes", &["image"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        preprocess_with(&checkpoint, &[])
+    });
+}
+
+#[test]
+fn image_not_an_image() {
+    refused("a text file", &["image"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        preprocess_with(&checkpoint, b"hello, this is not a picture")
+    });
+}
+
+#[test]
+fn image_truncated_png() {
+    refused("a PNG cut short", &["image"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        let bytes = png(64, 64);
+        preprocess_with(&checkpoint, &bytes[..bytes.len() / 2])
+    });
+}
+
+#[test]
+fn image_header_claims_a_huge_size() {
+    refused(
+        "a PNG header claiming 100000 × 100000",
+        &["100000"],
+        || {
+            let checkpoint = Crafted::hf().load().expect("fixture");
+            let mut bytes = png(4, 4);
+            // IHDR width and height sit at bytes 16..24; the CRC is not checked before the size.
+            bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+            bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+            preprocess_with(&checkpoint, &bytes)
+        },
+    );
+}
+
+#[test]
+#[ignore = "needs the engine's budget check"]
+fn engine_input_of_the_wrong_length() {
+    refused("pixels of the wrong length", &["pixels"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        let engine = Engine::cpu(&checkpoint).map_err(|e| e.to_string())?;
+        engine
+            .infer_batch(&[0.0; 10], 1, 32, 32)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+#[ignore = "needs the engine's budget check"]
+fn engine_batch_overflows() {
+    refused("a batch of 2^62 images", &["batch"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        let engine = Engine::cpu(&checkpoint).map_err(|e| e.to_string())?;
+        engine
+            .infer_batch(&[0.0; 10], 1 << 62, 32, 32)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+#[ignore = "needs the engine's budget check"]
+fn engine_input_too_large_for_the_budget() {
+    refused("a 8192 × 8192 input to the engine", &["tokens"], || {
+        let checkpoint = Crafted::hf().load().expect("fixture");
+        let engine = Engine::cpu(&checkpoint).map_err(|e| e.to_string())?;
+        let side = 8192;
+        let pixels = vec![0.0f32; 3 * side * side];
+        engine
+            .infer_batch(&pixels, 1, side, side)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Model references (?model=, the model box) and hubs (?hub=)
+
+const HUB: &str = "https://huggingface.co";
+
+#[test]
+fn repo_id_with_dot_dot() {
+    refused("owner/../name", &["repo"], || {
+        parse_model_ref("owner/../name", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn revision_with_a_fragment() {
+    refused("owner/name@main#x", &["revision"], || {
+        parse_model_ref("owner/name@main#x", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn revision_with_a_query() {
+    refused("owner/name@main?x=1", &["revision"], || {
+        parse_model_ref("owner/name@main?x=1", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn revision_with_dot_dot() {
+    refused("owner/name@..", &["revision"], || {
+        parse_model_ref("owner/name@..", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn protocol_relative_url() {
+    refused("//other.host/owner/name", &["http"], || {
+        parse_model_ref("//other.host/owner/name", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn javascript_url() {
+    refused("javascript:alert(1)", &["http"], || {
+        parse_model_ref("javascript:alert(1)", HUB).map(|_| ())
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The page ↔ worker protocol
+
+#[test]
+fn protocol_unknown_request() {
+    let decoded = serde_json::from_str::<Request>(r#"{"type":"format_disk"}"#);
+    assert!(decoded.is_err());
+    let decoded = serde_json::from_str::<Reply>(r#"{"type":"result","id":"NaN"}"#);
+    assert!(decoded.is_err());
+}
