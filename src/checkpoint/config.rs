@@ -169,7 +169,7 @@ impl ModelConfig {
             return Err(field_error(
                 "layer_norm_eps",
                 format!(
-                    "{} is out of range; it must be a finite number from {low:e} to {high} \
+                    "{} is out of range; it must be a finite number from {low:.1e} to {high} \
                      (transformers uses 1e-12, timm 1e-6), so fix config.json",
                     self.layer_norm_eps
                 ),

@@ -115,7 +115,7 @@ pub enum CheckpointError {
     Budget {
         /// The file whose sizes are too large.
         file: &'static str,
-        source: BudgetError,
+        source: Box<BudgetError>,
     },
 }
 
@@ -207,7 +207,7 @@ impl Checkpoint {
 fn check_native_budget(model: &ModelConfig) -> Result<(), CheckpointError> {
     let in_config = |source: BudgetError| CheckpointError::Budget {
         file: "config.json",
-        source: source.advise("use a smaller model"),
+        source: Box::new(source.advise("use a smaller model")),
     };
     let geometry = model.geometry();
     budget::check_weights(geometry.parameters(budget::widen(model.tokens()))).map_err(in_config)?;
@@ -236,7 +236,7 @@ fn check_preprocess_budget(
         .map(|_| ())
         .map_err(|source| CheckpointError::Budget {
             file,
-            source: source.advise("use a smaller size or crop_size"),
+            source: Box::new(source.advise("use a smaller size or crop_size")),
         })
 }
 

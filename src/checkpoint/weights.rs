@@ -144,7 +144,7 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<RawWeights, CheckpointError> {
     }
     budget::check_weights(values).map_err(|source| CheckpointError::Budget {
         file: "model.safetensors",
-        source,
+        source: Box::new(source),
     })?;
 
     let mut tensors = HashMap::new();

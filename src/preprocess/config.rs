@@ -543,7 +543,11 @@ impl PreprocessConfig {
             }
         }
         let (_, mean_high) = MEAN_STD_RANGE;
-        if let Some(m) = self.mean.iter().find(|m| !(m.abs() <= mean_high)) {
+        if let Some(m) = self
+            .mean
+            .iter()
+            .find(|m| !(-mean_high..=mean_high).contains(*m))
+        {
             return Err(invalid(
                 "image_mean",
                 format!(
