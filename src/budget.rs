@@ -147,11 +147,11 @@ pub enum Exceeded {
     #[error("a batch of 0 images has nothing to run")]
     EmptyBatch,
     #[error(
-        "a {height}×{width} px input is smaller than one {patch} px patch, so it makes no tokens"
+        "an input of {height}×{width} px is smaller than one {patch} px patch, so it makes no tokens"
     )]
     NoPatches { height: u64, width: u64, patch: u64 },
     #[error(
-        "a {height}×{width} px input is {} pixels, more than the {} vit-lens takes {platform}",
+        "an input of {height}×{width} px is {} pixels, more than the {} vit-lens takes {platform}",
         thousands(*pixels),
         thousands(*limit)
     )]
@@ -163,7 +163,7 @@ pub enum Exceeded {
         platform: &'static str,
     },
     #[error(
-        "a {height}×{width} px input with {patch} px patches makes {} tokens and its attention \
+        "an input of {height}×{width} px with {patch} px patches makes {} tokens and its attention \
          would need {}, while vit-lens runs up to {} tokens {platform}",
         thousands(*tokens),
         format_bytes(*attention_bytes),
@@ -370,6 +370,17 @@ fn images(batch: u64) -> String {
     }
 }
 
+/// A number for a message: plain where it reads well (`0.5`, `-1`, `1e-12`), in scientific
+/// notation where it would be a wall of digits (`1e300`, `1e-60`).
+pub fn format_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite() && magnitude != 0.0 && !(1e-4..1e6).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
 /// `1048576` → `"1,048,576"`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -484,5 +495,9 @@ mod tests {
         assert_eq!(format_bytes(5_587_344), "5.6 MB");
         assert_eq!(format_bytes(4_398_046_511_104), "4.4 TB");
         assert_eq!(format_bytes(u64::MAX), "18.4 EB");
+        assert_eq!(format_number(1e300), "1e300");
+        assert_eq!(format_number(1e-60), "1e-60");
+        assert_eq!(format_number(-1.0), "-1");
+        assert_eq!(format_number(0.5), "0.5");
     }
 }

@@ -8,8 +8,9 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::{json, Value};
-use vit_lens::app::hub::parse_model_ref;
+use vit_lens::app::hub::{check_hub_url, parse_model_ref};
 use vit_lens::app::protocol::{Reply, Request};
+use vit_lens::budget;
 use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
 use vit_lens::engine::Engine;
 use vit_lens::preprocess::{preprocess_bytes, DecodeLimits};
@@ -332,6 +333,95 @@ fn negative_size_in_config() {
     });
 }
 
+#[test]
+fn layer_norm_eps_zero() {
+    refused("layer_norm_eps 0", &["layer_norm_eps"], || {
+        Crafted::hf().config("layer_norm_eps", json!(0.0)).run()
+    });
+}
+
+#[test]
+fn layer_norm_eps_below_f32() {
+    // Positive in f64, but 0 once the forward pass adds it in f32.
+    refused("layer_norm_eps 1e-60", &["layer_norm_eps"], || {
+        Crafted::hf().config("layer_norm_eps", json!(1e-60)).run()
+    });
+}
+
+#[test]
+fn num_labels_huge() {
+    refused("num_labels 2^40", &["num_labels"], || {
+        Crafted::hf().config("num_labels", json!(1u64 << 40)).run()
+    });
+}
+
+#[test]
+fn hidden_size_not_a_number() {
+    refused("hidden_size \"big\"", &["hidden_size"], || {
+        Crafted::hf().config("hidden_size", json!("big")).run()
+    });
+}
+
+#[test]
+fn image_size_not_square() {
+    refused("image_size [32, 64]", &["image_size"], || {
+        Crafted::hf().config("image_size", json!([32, 64])).run()
+    });
+}
+
+#[test]
+fn more_layers_in_the_config_than_in_the_weights() {
+    refused(
+        "num_hidden_layers 5 for 2 layers",
+        &["num_hidden_layers"],
+        || Crafted::hf().config("num_hidden_layers", json!(5)).run(),
+    );
+}
+
+#[test]
+fn unknown_activation() {
+    refused("hidden_act swish", &["hidden_act"], || {
+        Crafted::hf().config("hidden_act", json!("swish")).run()
+    });
+}
+
+#[test]
+fn timm_heads_zero() {
+    refused("timm model_args.num_heads 0", &["num_heads"], || {
+        let mut crafted = Crafted::timm();
+        crafted.config["model_args"]["num_heads"] = json!(0);
+        crafted.run()
+    });
+}
+
+#[test]
+fn timm_input_size_huge() {
+    refused(
+        "timm pretrained_cfg.input_size 2^40",
+        &["input_size"],
+        || {
+            let mut crafted = Crafted::timm();
+            crafted.config["model_args"]
+                .as_object_mut()
+                .expect("model_args")
+                .remove("img_size");
+            crafted.config["pretrained_cfg"]["input_size"] = json!([3, 1u64 << 40, 1u64 << 40]);
+            crafted.run()
+        },
+    );
+}
+
+#[test]
+fn timm_pretrained_cfg_std_zero() {
+    // timm's preprocessing lives in config.json, so the message must not blame another file.
+    let message = refused("timm pretrained_cfg.std 0", &["config.json", "std"], || {
+        let mut crafted = Crafted::timm();
+        crafted.config["pretrained_cfg"]["std"] = json!([0.0, 0.5, 0.5]);
+        crafted.run()
+    });
+    assert!(!message.contains("preprocessor_config.json"), "{message}");
+}
+
 // ---------------------------------------------------------------------------------------
 // model.safetensors
 
@@ -409,6 +499,56 @@ fn huge_values_overflow_in_the_first_layer() {
     refused("weights of 1e38 overflow", &["layer"], || {
         Crafted::hf()
             .fill("vit.encoder.layer.0.intermediate.dense.weight", 1e38)
+            .run()
+    });
+}
+
+#[test]
+fn timm_nan_weights_name_the_block() {
+    let message = refused(
+        "NaN in timm block 1",
+        &["layer 1", "blocks.1.attn.qkv.weight"],
+        || {
+            Crafted::timm()
+                .fill("blocks.1.attn.qkv.weight", f32::NAN)
+                .run()
+        },
+    );
+    assert!(!message.contains("flat index"), "{message}");
+}
+
+#[test]
+fn negative_infinity_in_the_classifier() {
+    refused("-inf in the classifier", &[HF_HEAD, "finite"], || {
+        Crafted::hf().fill(HF_HEAD, f32::NEG_INFINITY).run()
+    });
+}
+
+#[test]
+fn layer_norm_with_a_huge_empty_shape() {
+    refused(
+        "vit.layernorm.weight [2^40, 0]",
+        &["vit.layernorm.weight"],
+        || {
+            Crafted::hf()
+                .tensor("vit.layernorm.weight", vec![1 << 40, 0], &[])
+                .run()
+        },
+    );
+}
+
+#[test]
+fn timm_classifier_of_rank_one() {
+    refused("timm head.weight [5]", &[TIMM_HEAD], || {
+        Crafted::timm().tensor(TIMM_HEAD, vec![5], &[0.0; 5]).run()
+    });
+}
+
+#[test]
+fn timm_position_embedding_without_positions() {
+    refused("timm pos_embed [1, 0, 32]", &["pos_embed"], || {
+        Crafted::timm()
+            .tensor("pos_embed", vec![1, 0, 32], &[])
             .run()
     });
 }
@@ -524,6 +664,85 @@ fn preprocessor_rescale_factor_infinite() {
 }
 
 #[test]
+fn preprocessor_shortest_edge_too_large() {
+    let message = refused(
+        "shortest_edge 16384 without a crop",
+        &["16384", "tokens"],
+        || {
+            Crafted::hf()
+                .preprocessor("size", json!({"shortest_edge": 16384}))
+                .preprocessor("do_center_crop", json!(false))
+                .load()
+                .map(|_| ())
+        },
+    );
+    assert!(message.contains("preprocessor_config.json"), "{message}");
+}
+
+#[test]
+fn preprocessor_crop_size_huge() {
+    refused("crop_size 100000", &["crop_size"], || {
+        Crafted::hf()
+            .preprocessor("do_center_crop", json!(true))
+            .preprocessor("crop_size", json!({"height": 100000, "width": 100000}))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_crop_without_a_size() {
+    refused("do_center_crop without crop_size", &["crop_size"], || {
+        Crafted::hf()
+            .preprocessor("do_center_crop", json!(true))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_mean_huge() {
+    refused("image_mean 1e30", &["image_mean"], || {
+        Crafted::hf()
+            .preprocessor("image_mean", json!([1e30, 0.5, 0.5]))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_rescale_factor_zero() {
+    refused("rescale_factor 0", &["rescale_factor"], || {
+        Crafted::hf()
+            .preprocessor("rescale_factor", json!(0.0))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_unknown_resample() {
+    refused("resample 99", &["resample"], || {
+        Crafted::hf()
+            .preprocessor("resample", json!(99))
+            .load()
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn preprocessor_json_array() {
+    refused(
+        "preprocessor_config.json that is an array",
+        &["preprocessor_config.json"],
+        || {
+            let (config, _, weights) = Crafted::hf().bytes();
+            load_bytes(&config, Some(b"[1, 2]"), &weights).map(|_| ())
+        },
+    );
+}
+
+#[test]
 fn preprocessor_not_json() {
     refused(
         "preprocessor_config.json that is not JSON",
@@ -621,6 +840,68 @@ fn engine_input_too_large_for_the_budget() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The budget the engine checks per request (budget::check_input)
+
+/// The hf fixture's geometry: the engine asks the budget about it before it runs.
+fn fixture_geometry() -> budget::Geometry {
+    Crafted::hf().load().expect("fixture").config.geometry()
+}
+
+#[test]
+fn budget_refuses_a_huge_batch() {
+    refused("a batch of 2^62 images", &["batch"], || {
+        budget::check_input(&fixture_geometry(), 1 << 62, 32, 32)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn budget_refuses_too_many_tokens() {
+    refused("an 8192 × 8192 input", &["tokens", "8192"], || {
+        budget::check_input(&fixture_geometry(), 1, 8192, 8192)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn budget_refuses_an_empty_batch() {
+    refused("a batch of 0 images", &["batch"], || {
+        budget::check_input(&fixture_geometry(), 0, 32, 32)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn budget_refuses_an_input_smaller_than_a_patch() {
+    refused("a 4 × 4 input with 8 px patches", &["patch"], || {
+        budget::check_input(&fixture_geometry(), 1, 4, 4)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+#[test]
+fn budget_refuses_a_huge_input_in_the_browser() {
+    // The wasm32 limits, checked natively: a 1024 px input is fine here, not there.
+    let geometry = budget::Geometry {
+        patch: 16,
+        ..fixture_geometry()
+    };
+    budget::Limits::NATIVE
+        .check_input(&geometry, 1, 1024, 1024)
+        .expect("1024 px runs natively");
+    refused("1024 px in the browser", &["tokens", "browser"], || {
+        budget::Limits::WASM32
+            .check_input(&geometry, 1, 1024, 1024)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // Model references (?model=, the model box) and hubs (?hub=)
 
 const HUB: &str = "https://huggingface.co";
@@ -665,6 +946,114 @@ fn javascript_url() {
     refused("javascript:alert(1)", &["http"], || {
         parse_model_ref("javascript:alert(1)", HUB).map(|_| ())
     });
+}
+
+#[test]
+fn data_url() {
+    refused("data:text/html,…", &["http"], || {
+        parse_model_ref("data:text/html,<script>alert(1)</script>", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn file_url() {
+    refused("file:///etc/passwd", &["http"], || {
+        parse_model_ref("file:///etc/passwd", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn url_with_credentials() {
+    let message = refused("https://user:secret@host/owner/name", &["password"], || {
+        parse_model_ref("https://user:secret@example.org/owner/name", HUB).map(|_| ())
+    });
+    assert!(
+        !message.contains("secret"),
+        "the message repeats the password: {message}"
+    );
+}
+
+#[test]
+fn url_climbing_with_dot_dot() {
+    refused("https://host/models/../../admin", &[".."], || {
+        parse_model_ref("https://example.org/models/../../admin", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn url_with_a_bad_port() {
+    refused("https://host:99999/x", &["host"], || {
+        parse_model_ref("https://example.org:99999/x", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn hub_url_revision_with_dot_dot() {
+    refused("{hub}/owner/name/tree/a..b", &["revision"], || {
+        parse_model_ref("https://huggingface.co/owner/name/tree/a..b", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn repo_id_too_long() {
+    refused("a 120-character repo id", &["repo id"], || {
+        parse_model_ref(&format!("owner/{}", "n".repeat(120)), HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn repo_id_with_odd_characters() {
+    refused("owner/na<me>", &["repo id"], || {
+        parse_model_ref("owner/na<me>", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn revision_with_whitespace_or_control_characters() {
+    for bad in [
+        "owner/name@main x",
+        "owner/name@ma\u{0}in",
+        "owner/name@/etc",
+    ] {
+        refused(bad, &["revision"], || parse_model_ref(bad, HUB).map(|_| ()));
+    }
+}
+
+#[test]
+fn hub_parameter_javascript() {
+    refused("?hub=javascript:alert(1)", &["hub", "http"], || {
+        check_hub_url("javascript:alert(1)").map(|_| ())
+    });
+}
+
+#[test]
+fn hub_parameter_protocol_relative() {
+    refused("?hub=//evil.example", &["hub", "http"], || {
+        check_hub_url("//evil.example").map(|_| ())
+    });
+}
+
+#[test]
+fn hub_parameter_with_credentials() {
+    refused("?hub=https://user:pw@host", &["password"], || {
+        check_hub_url("https://user:pw@example.org").map(|_| ())
+    });
+}
+
+#[test]
+fn hub_parameter_with_a_query() {
+    refused("?hub=https://host/?x=1", &["hub", "query"], || {
+        check_hub_url("https://example.org/?x=1").map(|_| ())
+    });
+}
+
+#[test]
+fn hub_parameter_that_is_fine() {
+    assert_eq!(
+        check_hub_url("http://127.0.0.1:9000/").as_deref(),
+        Ok("http://127.0.0.1:9000")
+    );
+    assert_eq!(check_hub_url(HUB).as_deref(), Ok(HUB));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -132,7 +132,8 @@ pub fn parse_model_ref(input: &str, hub: &str) -> Result<Remote, String> {
                 .to_string(),
         );
     }
-    let hub = hub.trim_end_matches('/');
+    let hub = check_hub_url(hub)?;
+    let hub = hub.as_str();
     if has_scheme(input) {
         let url = parse_http_url(input)?;
         let url = format!("{}{}", url.origin, url.path.trim_end_matches('/'));
@@ -185,12 +186,16 @@ pub fn parse_model_ref(input: &str, hub: &str) -> Result<Remote, String> {
 /// trailing `/`, ready for `{hub}/{repo}/resolve/{revision}/{file}`.
 pub fn check_hub_url(hub: &str) -> Result<String, String> {
     let hub = hub.trim();
-    if !has_scheme(hub) {
+    let scheme = hub
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("http" | "https")) {
         return Err(format!(
-            "the hub `{hub}` is not an http(s) URL; use an address such as https://huggingface.co"
+            "the hub `{}` is not an http(s) URL; use an address such as https://huggingface.co",
+            hub.escape_debug()
         ));
     }
-    let url = parse_http_url(hub)?;
+    let url = parse_http_url(hub).map_err(|e| format!("the hub {e}"))?;
     if url.query_or_fragment {
         return Err(format!(
             "the hub `{hub}` has a query or fragment; remove everything from `?` or `#` on"
@@ -248,9 +253,10 @@ fn parse_http_url(input: &str) -> Result<HttpUrl, String> {
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    if authority.contains('@') {
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        // Never echo the secret back into a message that the page shows.
         return Err(format!(
-            "`{input}` carries a user name or password; remove them (everything up to `@`) from the URL"
+            "`{scheme}://…@{host}` carries a user name or password; remove them (everything up to `@`) from the URL"
         ));
     }
     check_authority(input, authority)?;

@@ -59,12 +59,13 @@ impl ModelConfig {
 
     /// Patches per side at the native resolution.
     pub fn patch_grid(&self) -> usize {
-        self.image_size / self.patch_size
+        self.image_size.checked_div(self.patch_size).unwrap_or(0)
     }
 
     /// Tokens at the native resolution.
     pub fn tokens(&self) -> usize {
-        self.prefix_tokens() + self.patch_grid() * self.patch_grid()
+        self.prefix_tokens()
+            .saturating_add(self.patch_grid().saturating_mul(self.patch_grid()))
     }
 
     pub fn head_dim(&self) -> usize {
@@ -171,7 +172,7 @@ impl ModelConfig {
                 format!(
                     "{} is out of range; it must be a finite number from {low:.1e} to {high} \
                      (transformers uses 1e-12, timm 1e-6), so fix config.json",
-                    self.layer_norm_eps
+                    budget::format_number(self.layer_norm_eps)
                 ),
             ));
         }
@@ -200,12 +201,24 @@ pub const SIZE_RANGES: [(&str, u64); 8] = [
 /// checkpoints use 1e-12 to 1e-5).
 pub const LAYER_NORM_EPS_RANGE: (f64, f64) = (f32::MIN_POSITIVE as f64, 0.1);
 
+/// The largest value of the size `field` (transformers' name, or timm's such as
+/// `model_args.num_heads`) in [`SIZE_RANGES`].
+fn max_of(field: &str) -> u64 {
+    let key = match field.rsplit('.').next().unwrap_or(field) {
+        "num_heads" => "num_attention_heads",
+        "img_size" | "input_size" => "image_size",
+        "num_classes" => "num_labels",
+        other => other,
+    };
+    SIZE_RANGES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map_or(u64::MAX, |(_, max)| *max)
+}
+
 /// `value` of the size `field` against [`SIZE_RANGES`].
 fn check_range(field: &str, value: u64) -> Result<(), CheckpointError> {
-    let max = SIZE_RANGES
-        .iter()
-        .find(|(name, _)| *name == field)
-        .map_or(u64::MAX, |(_, max)| *max);
+    let max = max_of(field);
     if value == 0 {
         return Err(field_error(
             field,
@@ -224,11 +237,15 @@ fn check_range(field: &str, value: u64) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-/// A size read from config.json as `u64` (so that it means the same on 32-bit wasm), checked
-/// against [`SIZE_RANGES`] before it becomes a `usize`.
-fn size(config: &Value, field: &str, range_name: &str) -> Result<Option<usize>, CheckpointError> {
-    json::optional::<u64>(config, field)?
-        .map(|v| narrow(range_name, v))
+/// The size `key` of `obj`, read as `u64` (so that it means the same on 32-bit wasm) and
+/// checked against [`SIZE_RANGES`] before it becomes a `usize`; messages call it `shown`.
+fn size(obj: &Value, key: &str, shown: &str) -> Result<Option<usize>, CheckpointError> {
+    json::optional::<u64>(obj, key)
+        .map_err(|wrong| WrongType {
+            field: shown.to_string(),
+            ..wrong
+        })?
+        .map(|v| narrow(shown, v))
         .transpose()
 }
 
@@ -301,8 +318,9 @@ impl From<WrongType> for CheckpointError {
 }
 
 /// `image_size` / `patch_size` may be an integer or a `[h, w]` pair; only squares are supported.
-fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
-    match obj.get(field) {
+fn size_field(obj: &Value, key: &str, shown: &str) -> Result<Option<usize>, CheckpointError> {
+    let field = shown;
+    match obj.get(key) {
         Some(Value::Array(items)) => {
             let sides: Option<Vec<u64>> = items.iter().map(u64::from_json).collect();
             match sides.as_deref() {
@@ -316,7 +334,7 @@ fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError
                 )),
             }
         }
-        _ => size(obj, field, field),
+        _ => size(obj, key, shown),
     }
 }
 
@@ -518,8 +536,8 @@ pub(super) fn from_transformers(
         num_layers: size(config, "num_hidden_layers", "num_hidden_layers")?.unwrap_or(12),
         num_heads: size(config, "num_attention_heads", "num_attention_heads")?.unwrap_or(12),
         intermediate_size: size(config, "intermediate_size", "intermediate_size")?.unwrap_or(3072),
-        image_size: size_field(config, "image_size")?.unwrap_or(224),
-        patch_size: size_field(config, "patch_size")?.unwrap_or(16),
+        image_size: size_field(config, "image_size", "image_size")?.unwrap_or(224),
+        patch_size: size_field(config, "patch_size", "patch_size")?.unwrap_or(16),
         num_channels: size(config, "num_channels", "num_channels")?.unwrap_or(3),
         num_classes,
         qkv_bias: json::optional::<bool>(config, "qkv_bias")?.unwrap_or(true),
@@ -661,7 +679,7 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
             )));
         }
     }
-    let num_heads = match size(model_args, "num_heads", "num_attention_heads")? {
+    let num_heads = match size(model_args, "num_heads", "model_args.num_heads")? {
         Some(h) => h,
         None => timm_heads_from_name(&architecture).ok_or_else(|| {
             CheckpointError::Unsupported(format!(
@@ -698,11 +716,13 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         )));
     }
     let input_size = match pretrained_cfg.get("input_size") {
-        Some(Value::Array(v)) if v.len() == 3 => v[1].as_u64().map(|n| narrow("image_size", n)),
+        Some(Value::Array(v)) if v.len() == 3 => v[1]
+            .as_u64()
+            .map(|n| narrow("pretrained_cfg.input_size", n)),
         _ => None,
     }
     .transpose()?;
-    let image_size = size_field(model_args, "img_size")?
+    let image_size = size_field(model_args, "img_size", "model_args.img_size")?
         .or(input_size)
         .unwrap_or(grid.saturating_mul(patch_size));
     if image_size / patch_size != grid {
@@ -752,7 +772,8 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         None => default_labels(num_classes),
     };
     // An empty pretrained_cfg gives timm's own defaults (bicubic, crop_pct 0.875, ImageNet stats).
-    let preprocess_defaults = PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)?;
+    let preprocess_defaults = PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)
+        .map_err(CheckpointError::PretrainedCfg)?;
     Ok(Parsed {
         model,
         labels,

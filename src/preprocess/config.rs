@@ -551,8 +551,9 @@ impl PreprocessConfig {
             return Err(invalid(
                 "image_mean",
                 format!(
-                    "{:?} holds {m}; each mean must be a finite number from -{mean_high:e} to {mean_high:e}",
-                    self.mean
+                    "{:?} holds {}; each mean must be a finite number from -{mean_high:e} to {mean_high:e}",
+                    self.mean,
+                    crate::budget::format_number(f64::from(*m))
                 ),
             ));
         }
