@@ -212,7 +212,7 @@ pub enum Exceeded {
         platform: &'static str,
     },
     #[error(
-        "the weights hold {} values, {} as f32, more than the {} vit-lens loads {platform}",
+        "the model has {} weights ({} as f32), more than the {} vit-lens loads {platform}",
         thousands(*values),
         format_bytes(*bytes),
         format_bytes(*limit)

@@ -422,6 +422,34 @@ fn timm_pretrained_cfg_std_zero() {
     assert!(!message.contains("preprocessor_config.json"), "{message}");
 }
 
+#[test]
+fn config_describes_a_giant_model() {
+    // Valid sizes one by one; together 1.4 trillion weights.
+    let message = refused("a giant config", &["config.json", "weights"], || {
+        Crafted::hf()
+            .config("hidden_size", json!(16_384))
+            .config("num_attention_heads", json!(128))
+            .config("intermediate_size", json!(131_072))
+            .config("num_hidden_layers", json!(256))
+            .run()
+    });
+    assert!(message.contains("smaller model"), "{message}");
+}
+
+#[test]
+fn config_asks_for_too_many_tokens() {
+    refused(
+        "image_size 16384 with 1 px patches",
+        &["config.json"],
+        || {
+            Crafted::hf()
+                .config("image_size", json!(16_384))
+                .config("patch_size", json!(1))
+                .run()
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // model.safetensors
 
