@@ -19,6 +19,49 @@ use common::{f32_tensors, fixture_bytes, write_safetensors};
 
 type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
 
+// ---------------------------------------------------------------------------------------
+// The largest single allocation each case makes, so that a case that allocates by an
+// attacker's size fails even when the machine happens to have the memory.
+
+/// No hostile case may allocate more than this at once: the fixtures are kilobytes.
+const MAX_CASE_ALLOCATION: usize = 64 << 20;
+
+struct LargestAllocation;
+
+thread_local! {
+    static LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl std::alloc::GlobalAlloc for LargestAllocation {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        note(size);
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LargestAllocation = LargestAllocation;
+
 /// Words of which an error message must use at least one: it says what to do.
 const ACTION_WORDS: &[&str] = &[
     "use ", "give ", "check ", "choose ", "try ", "pick ", "set ", "remove ", "export ", "save ",
@@ -29,7 +72,13 @@ const ACTION_WORDS: &[&str] = &[
 /// `HOSTILE_PRINT` is set, to read every message at once).
 #[track_caller]
 fn refused(what: &str, must_name: &[&str], case: impl FnOnce() -> Result<(), String>) -> String {
+    LARGEST.with(|largest| largest.set(0));
     let outcome = catch_unwind(AssertUnwindSafe(case));
+    let largest = LARGEST.with(std::cell::Cell::get);
+    assert!(
+        largest <= MAX_CASE_ALLOCATION,
+        "{what}: allocated {largest} bytes at once; the size must be checked before allocating"
+    );
     let message = match outcome {
         Ok(Ok(())) => panic!("{what}: was accepted; expected a clear error"),
         Ok(Err(message)) => message,
@@ -1005,6 +1054,13 @@ fn url_with_credentials() {
 fn url_climbing_with_dot_dot() {
     refused("https://host/models/../../admin", &[".."], || {
         parse_model_ref("https://example.org/models/../../admin", HUB).map(|_| ())
+    });
+}
+
+#[test]
+fn url_climbing_with_an_encoded_dot_dot() {
+    refused("https://host/models/%2E%2E/admin", &[".."], || {
+        parse_model_ref("https://example.org/models/%2E%2E/admin", HUB).map(|_| ())
     });
 }
 

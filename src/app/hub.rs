@@ -262,7 +262,9 @@ fn parse_http_url(input: &str) -> Result<HttpUrl, String> {
     check_authority(input, authority)?;
     let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
     let path = &tail[..path_end];
-    if path.split('/').any(|segment| segment == "..") {
+    // `%2e%2e` is `..` once the browser normalises the path.
+    let climbs = |segment: &str| segment.to_ascii_lowercase().replace("%2e", ".") == "..";
+    if path.split('/').any(climbs) {
         return Err(format!(
             "`{input}` climbs up with `..`; remove it from the URL"
         ));
