@@ -904,11 +904,12 @@ fn engine_batch_overflows() {
 #[test]
 #[ignore = "needs the engine's budget check"]
 fn engine_input_too_large_for_the_budget() {
+    // The 805 MB input is the caller's; the engine must refuse it without allocating more.
+    let side = 8192;
+    let pixels = vec![0.0f32; 3 * side * side];
     refused("a 8192 × 8192 input to the engine", &["tokens"], || {
         let checkpoint = Crafted::hf().load().expect("fixture");
         let engine = Engine::cpu(&checkpoint).map_err(|e| e.to_string())?;
-        let side = 8192;
-        let pixels = vec![0.0f32; 3 * side * side];
         engine
             .infer_batch(&pixels, 1, side, side)
             .map(|_| ())
