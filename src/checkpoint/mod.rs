@@ -14,6 +14,7 @@
 
 mod config;
 mod layout;
+mod ranges;
 mod weights;
 
 use serde_json::Value;
@@ -23,6 +24,7 @@ use crate::preprocess::{self, PreprocessConfig, PreprocessError};
 
 pub use config::{Activation, Classifier, ModelConfig};
 pub use layout::{BlockWeights, Linear, Norm, VitWeights};
+pub use ranges::{LAYER_NORM_EPS_RANGE, SIZE_RANGES};
 pub use weights::{read_safetensors, RawWeights, StoredDtype, WeightTensor};
 
 /// Which key layout a checkpoint uses.
