@@ -1,5 +1,9 @@
 //! Where a model comes from: the embedded default, a Hugging Face hub repo, a plain URL, or
 //! files the user picked. Pure string handling, tested natively.
+//!
+//! What a user types (or a link's `?model=` and `?hub=` say) is checked before any request:
+//! only absolute `http(s)://` URLs without credentials, repo ids and revisions of the hub's
+//! characters only, so no reference can point a request anywhere else.
 
 /// The public hub; the page's `?hub=` query parameter replaces it (tests point it at a
 /// local server that answers `{hub}/{repo}/resolve/{revision}/{file}`).

@@ -156,7 +156,11 @@ pub struct CheckpointFiles<'a> {
 }
 
 impl Checkpoint {
-    /// Parses and validates a checkpoint. Never panics on any input bytes.
+    /// Parses and validates a checkpoint. Never panics on any input bytes: every size in the
+    /// configs is range-checked, every tensor's shape and values (finite) are checked, and
+    /// the weights, the model's own input size and the input size the preprocessing asks for
+    /// are checked against the [`budget`](crate::budget) before anything is allocated for
+    /// them.
     pub fn from_bytes(files: CheckpointFiles<'_>) -> Result<Self, CheckpointError> {
         let config_value: Value = serde_json::from_slice(files.config_json)
             .map_err(|e| CheckpointError::ConfigJson(e.to_string()))?;

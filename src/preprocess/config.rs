@@ -483,8 +483,10 @@ impl PreprocessConfig {
     }
 
     /// Checks every value: sizes between 1 and [`MAX_OUTPUT_SIDE`], a crop that
-    /// fits inside the resized image, finite positive rescale factor and
-    /// standard deviations, finite means.
+    /// fits inside the resized image, a rescale factor within
+    /// [`RESCALE_FACTOR_RANGE`], standard deviations within [`MEAN_STD_RANGE`]
+    /// and means within ± its upper bound (so no normalized pixel can overflow
+    /// f32).
     pub fn validate(&self) -> Result<(), PreprocessError> {
         let side_ok = |v: u32| (1..=MAX_OUTPUT_SIDE).contains(&v);
         match self.resize {
