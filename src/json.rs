@@ -60,6 +60,13 @@ impl FromJson<'_> for f32 {
     }
 }
 
+impl FromJson<'_> for u64 {
+    const EXPECTED: &'static str = "a non-negative integer";
+    fn from_json(v: &Value) -> Option<Self> {
+        v.as_u64()
+    }
+}
+
 impl FromJson<'_> for usize {
     const EXPECTED: &'static str = "a non-negative integer";
     fn from_json(v: &Value) -> Option<Self> {

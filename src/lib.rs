@@ -4,6 +4,7 @@
 //! `teach`/`engine`/`analysis`/`render` → `model`/`gpu` → `geometry` → `checkpoint`/`preprocess`.
 pub mod analysis;
 pub mod app;
+pub mod budget;
 pub mod checkpoint;
 pub mod engine;
 pub mod geometry;

@@ -307,3 +307,32 @@ fn corrupted_bytes_never_panic() {
         let _ = load(&config, &bad[..cut]);
     }
 }
+
+/// Every fixture, at its own image size, fits the budget of both targets: the limits refuse
+/// hostile sizes, not real models.
+#[test]
+fn fixtures_fit_the_budget_of_both_targets() {
+    for name in [
+        "deit_distilled_timm_224",
+        "tiny_deit_distilled_hf",
+        "tiny_deit_hf",
+        "tiny_vit_hf",
+        "tiny_vit_timm",
+        "vit_hf_224",
+    ] {
+        let checkpoint = load_fixture(name);
+        let geometry = checkpoint.config.geometry();
+        let side = vit_lens::budget::widen(checkpoint.config.image_size);
+        for limits in [
+            vit_lens::budget::Limits::NATIVE,
+            vit_lens::budget::Limits::WASM32,
+        ] {
+            limits
+                .check_input(&geometry, 8, side, side)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            limits
+                .check_weights(vit_lens::budget::widen(checkpoint.parameter_count()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

@@ -1056,3 +1056,34 @@ fn oversized_rgb_png_names_its_size() {
         "{e:?}"
     );
 }
+
+/// Statistics that would divide by (almost) zero, wash every pixel out or overflow f32 are
+/// refused by name; the values real processors use pass.
+#[test]
+fn normalization_statistics_have_sane_ranges() {
+    let vit = PreprocessConfig::vit_defaults(224);
+    for (json, field) in [
+        (r#"{"image_std": [1e-40, 0.5, 0.5]}"#, "image_std"),
+        (r#"{"image_std": [1e-9, 0.5, 0.5]}"#, "image_std"),
+        (r#"{"image_std": [1e9, 0.5, 0.5]}"#, "image_std"),
+        (r#"{"image_mean": [1e30, 0.5, 0.5]}"#, "image_mean"),
+        (r#"{"rescale_factor": 0}"#, "rescale_factor"),
+        (r#"{"rescale_factor": 1e-9}"#, "rescale_factor"),
+        (r#"{"rescale_factor": 255}"#, "rescale_factor"),
+    ] {
+        match hf(json, &vit) {
+            Err(e @ PreprocessError::InvalidConfig { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(field), "{json}: {msg}");
+            }
+            other => panic!("{json}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    for json in [
+        r#"{"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}"#,
+        r#"{"do_rescale": false, "image_mean": [123.675, 116.28, 103.53], "image_std": [58.395, 57.12, 57.375]}"#,
+        r#"{"rescale_factor": 1.0}"#,
+    ] {
+        hf(json, &vit).unwrap_or_else(|e| panic!("{json}: {e}"));
+    }
+}

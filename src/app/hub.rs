@@ -1,5 +1,9 @@
 //! Where a model comes from: the embedded default, a Hugging Face hub repo, a plain URL, or
 //! files the user picked. Pure string handling, tested natively.
+//!
+//! What a user types (or a link's `?model=` and `?hub=` say) is checked before any request:
+//! only absolute `http(s)://` URLs without credentials, repo ids and revisions of the hub's
+//! characters only, so no reference can point a request anywhere else.
 
 /// The public hub; the page's `?hub=` query parameter replaces it (tests point it at a
 /// local server that answers `{hub}/{repo}/resolve/{revision}/{file}`).
@@ -105,9 +109,25 @@ impl Remote {
     }
 }
 
+/// Longest repo id the hub accepts (owner and name together).
+pub const MAX_REPO_ID_LEN: usize = 96;
+/// Longest revision accepted: a branch, a tag, `refs/pr/N` or a 40-digit commit fit easily.
+pub const MAX_REVISION_LEN: usize = 128;
+/// Longest URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// What a good reference looks like, for messages.
+const GOOD_REFERENCE: &str =
+    "use a repo id such as facebook/deit-tiny-patch16-224 or a URL that starts with https://";
+
 /// Reads what the user typed: a repo id (`owner/name`, optionally `@revision`), a hub URL
 /// (`{hub}/owner/name`, `/tree/rev`, `/resolve/rev/file`, `/blob/rev/file`), or the URL of a
 /// folder (or of one file in it) holding `config.json` and `model.safetensors`.
+///
+/// Only absolute `http://` and `https://` URLs are URLs here: `//host/…`, `javascript:`,
+/// `data:`, `file:` and the like are refused, as are URLs with a user name or password.
+/// Repo ids and revisions are checked against the hub's characters ([`check_repo_id`],
+/// [`check_revision`]), so neither can climb out of `{hub}/{repo}/resolve/{revision}/`.
 pub fn parse_model_ref(input: &str, hub: &str) -> Result<Remote, String> {
     let input = input.trim();
     if input.is_empty() {
@@ -116,21 +136,22 @@ pub fn parse_model_ref(input: &str, hub: &str) -> Result<Remote, String> {
                 .to_string(),
         );
     }
-    let hub = hub.trim_end_matches('/');
-    if input.starts_with("http://") || input.starts_with("https://") {
-        let url = input.split(['?', '#']).next().unwrap_or(input);
-        let url = url.trim_end_matches('/');
+    let hub = check_hub_url(hub)?;
+    let hub = hub.as_str();
+    if has_scheme(input) {
+        let url = parse_http_url(input)?;
+        let url = format!("{}{}", url.origin, url.path.trim_end_matches('/'));
         if let Some(path) = url.strip_prefix(hub).and_then(|p| p.strip_prefix('/')) {
             return parse_hub_path(hub, path);
         }
         if let Some((before, after)) = url.split_once("/resolve/") {
             // Another hub: {host}/{owner}/{name}/resolve/{revision}/{file}
             let (host_part, repo) = split_repo_tail(before)?;
-            let revision = after.split('/').next().unwrap_or("main");
+            let revision = url_revision(after.split('/').next().unwrap_or("main"))?;
             return Ok(Remote::Hub {
                 hub: host_part,
                 repo,
-                revision: revision.to_string(),
+                revision,
             });
         }
         let base = match url.rsplit_once('/') {
@@ -141,17 +162,153 @@ pub fn parse_model_ref(input: &str, hub: &str) -> Result<Remote, String> {
         };
         return Ok(Remote::Folder { base });
     }
+    if input.starts_with("//") || input.contains(':') || input.contains('\\') {
+        return Err(format!(
+            "`{input}` is neither a repo id nor an http(s) URL; {GOOD_REFERENCE}."
+        ));
+    }
     let (repo, revision) = match input.split_once('@') {
         Some((repo, revision)) if !revision.trim().is_empty() => (repo.trim(), revision.trim()),
-        Some(_) => return Err(format!("`{input}`: the revision after @ is empty.")),
+        Some(_) => {
+            return Err(format!(
+                "`{input}`: the revision after @ is empty; give a branch, tag or commit, or drop the @."
+            ))
+        }
         None => (input, "main"),
     };
     check_repo_id(repo)?;
+    check_revision(revision)?;
     Ok(Remote::Hub {
         hub: hub.to_string(),
         repo: repo.to_string(),
         revision: revision.to_string(),
     })
+}
+
+/// Checks a `?hub=` value before the page uses it: an absolute `http://` or `https://` URL
+/// with a host, without user name, password, query or fragment. Returns it without a
+/// trailing `/`, ready for `{hub}/{repo}/resolve/{revision}/{file}`.
+pub fn check_hub_url(hub: &str) -> Result<String, String> {
+    let hub = hub.trim();
+    let scheme = hub
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("http" | "https")) {
+        return Err(format!(
+            "the hub `{}` is not an http(s) URL; use an address such as https://huggingface.co",
+            hub.escape_debug()
+        ));
+    }
+    let url = parse_http_url(hub).map_err(|e| format!("the hub {e}"))?;
+    if url.query_or_fragment {
+        return Err(format!(
+            "the hub `{hub}` has a query or fragment; remove everything from `?` or `#` on"
+        ));
+    }
+    Ok(format!("{}{}", url.origin, url.path.trim_end_matches('/')))
+}
+
+/// An absolute http(s) URL, taken apart.
+struct HttpUrl {
+    /// `scheme://host[:port]`, the scheme in lower case.
+    origin: String,
+    /// From the `/` after the host up to any `?` or `#`; may be empty.
+    path: String,
+    /// Whether a `?` or `#` followed the path.
+    query_or_fragment: bool,
+}
+
+/// Whether `input` starts with a URL scheme (`letters:`), as `https:`, `javascript:` or
+/// `data:` do.
+fn has_scheme(input: &str) -> bool {
+    input.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+    })
+}
+
+/// Takes an absolute http(s) URL apart, refusing every other scheme, credentials, odd
+/// characters, a missing or malformed host and `..` in the path.
+fn parse_http_url(input: &str) -> Result<HttpUrl, String> {
+    if input.len() > MAX_URL_LEN {
+        return Err(format!(
+            "the URL is {} characters long; use one of at most {MAX_URL_LEN}",
+            input.len()
+        ));
+    }
+    if input
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return Err(format!(
+            "`{}` holds spaces, control characters or backslashes; use a plain http(s) URL",
+            input.escape_debug()
+        ));
+    }
+    let (scheme, rest) = input.split_once("://").unwrap_or((input, ""));
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "`{input}` is not an http(s) URL; {GOOD_REFERENCE}."
+        ));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        // Never echo the secret back into a message that the page shows.
+        return Err(format!(
+            "`{scheme}://…@{host}` carries a user name or password; remove them (everything up to `@`) from the URL"
+        ));
+    }
+    check_authority(input, authority)?;
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    let path = &tail[..path_end];
+    // `%2e%2e` is `..` once the browser normalises the path.
+    let climbs = |segment: &str| segment.to_ascii_lowercase().replace("%2e", ".") == "..";
+    if path.split('/').any(climbs) {
+        return Err(format!(
+            "`{input}` climbs up with `..`; remove it from the URL"
+        ));
+    }
+    Ok(HttpUrl {
+        origin: format!("{scheme}://{}", authority.to_ascii_lowercase()),
+        path: path.to_string(),
+        query_or_fragment: path_end < tail.len(),
+    })
+}
+
+/// `host[:port]`: a name or IPv4 address of letters, digits, `-` and `.`, or `[IPv6]`, and
+/// a port of 1 to 65535.
+fn check_authority(input: &str, authority: &str) -> Result<(), String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest))
+                if !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') =>
+            {
+                (authority, rest.strip_prefix(':'))
+            }
+            _ => ("", None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if !host_ok || !port_ok {
+        return Err(format!(
+            "`{input}` has no valid host; use a URL such as https://huggingface.co/owner/name"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_hub_path(hub: &str, path: &str) -> Result<Remote, String> {
@@ -161,31 +318,44 @@ fn parse_hub_path(hub: &str, path: &str) -> Result<Remote, String> {
             (format!("{owner}/{name}"), rest)
         }
         [name, rest @ ..] => (name.to_string(), rest),
-        [] => return Err(format!("`{hub}/` names no repository.")),
+        [] => {
+            return Err(format!(
+                "`{hub}/` names no repository; add owner/name after it."
+            ))
+        }
     };
     check_repo_id(&repo)?;
     let revision = match rest {
-        [kind, revision, ..] if matches!(*kind, "tree" | "resolve" | "blob") => revision,
-        _ => "main",
+        [kind, revision, ..] if matches!(*kind, "tree" | "resolve" | "blob") => {
+            url_revision(revision)?
+        }
+        _ => "main".to_string(),
     };
     Ok(Remote::Hub {
         hub: hub.to_string(),
         repo,
-        revision: revision.to_string(),
+        revision,
     })
+}
+
+/// A revision as it appears in a hub URL (`refs%2Fpr%2F3`), decoded and checked.
+fn url_revision(segment: &str) -> Result<String, String> {
+    let revision = segment.replace("%2F", "/").replace("%2f", "/");
+    check_revision(&revision)?;
+    Ok(revision)
 }
 
 /// Splits `https://host/a/b/owner/name` into (`https://host/a/b`, `owner/name`).
 fn split_repo_tail(url: &str) -> Result<(String, String), String> {
     let (rest, name) = url
         .rsplit_once('/')
-        .ok_or_else(|| format!("`{url}` has no repository name."))?;
+        .ok_or_else(|| format!("`{url}` has no repository name; use https://host/owner/name."))?;
     let (host, owner) = rest
         .rsplit_once('/')
-        .ok_or_else(|| format!("`{url}` has no repository owner."))?;
+        .ok_or_else(|| format!("`{url}` has no repository owner; use https://host/owner/name."))?;
     if !host.contains("://") || host.ends_with(':') || host.ends_with('/') {
         return Err(format!(
-            "`{url}` is not a hub URL of the form https://host/owner/name."
+            "`{url}` is not a hub URL; use the form https://host/owner/name."
         ));
     }
     let repo = format!("{owner}/{name}");
@@ -193,17 +363,48 @@ fn split_repo_tail(url: &str) -> Result<(String, String), String> {
     Ok((host.to_string(), repo))
 }
 
-fn check_repo_id(repo: &str) -> Result<(), String> {
+/// A hub repo id: `name` or `owner/name`, each part of ASCII letters, digits, `-`, `_` and
+/// `.`, not starting or ending with `-` or `.`, without `--` or `..` (the hub's own rules),
+/// at most [`MAX_REPO_ID_LEN`] characters in all.
+pub fn check_repo_id(repo: &str) -> Result<(), String> {
     let parts: Vec<&str> = repo.split('/').collect();
     let ok_part = |p: &str| {
         !p.is_empty()
-            && !p.starts_with('.')
+            && !p.starts_with(['.', '-'])
+            && !p.ends_with(['.', '-'])
+            && !p.contains("..")
+            && !p.contains("--")
             && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    if parts.len() > 2 || !parts.iter().all(|p| ok_part(p)) {
+    if parts.len() > 2 || repo.len() > MAX_REPO_ID_LEN || !parts.iter().all(|p| ok_part(p)) {
         return Err(format!(
-            "`{repo}` is not a repo id. A repo id looks like owner/name, e.g. facebook/deit-tiny-patch16-224."
+            "`{}` is not a repo id; use owner/name, e.g. facebook/deit-tiny-patch16-224 \
+             (letters, digits, -, _ and ., no `..`, at most {MAX_REPO_ID_LEN} characters).",
+            repo.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// A revision: a branch, tag, `refs/pr/N` or commit, of ASCII letters, digits, `.`, `_`,
+/// `-` and `/`, without `..`, `//` or a leading or trailing `/`, at most
+/// [`MAX_REVISION_LEN`] characters.
+pub fn check_revision(revision: &str) -> Result<(), String> {
+    let ok = !revision.is_empty()
+        && revision.len() <= MAX_REVISION_LEN
+        && !revision.contains("..")
+        && !revision.contains("//")
+        && !revision.starts_with('/')
+        && !revision.ends_with('/')
+        && revision
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if !ok {
+        return Err(format!(
+            "`{}` is not a revision; use a branch, tag or commit such as main, v1.0 or refs/pr/3 \
+             (letters, digits, ., _, - and /, no `..`, at most {MAX_REVISION_LEN} characters).",
+            revision.escape_debug()
         ));
     }
     Ok(())

@@ -6,8 +6,13 @@
 
 use serde_json::Value;
 
+use super::ranges::{
+    check_range, classes_from_head, field_error, narrow, nonempty_shape, shape_of, size,
+    size_field, LAYER_NORM_EPS_RANGE,
+};
 use super::{CheckpointError, Layout, RawWeights};
-use crate::json::{self, FromJson, WrongType};
+use crate::budget::{self, BudgetError, Geometry, Usage};
+use crate::json;
 use crate::preprocess::PreprocessConfig;
 
 /// The MLP's activation, as `hidden_act` names it.
@@ -58,41 +63,82 @@ impl ModelConfig {
 
     /// Patches per side at the native resolution.
     pub fn patch_grid(&self) -> usize {
-        self.image_size / self.patch_size
+        self.image_size.checked_div(self.patch_size).unwrap_or(0)
     }
 
     /// Tokens at the native resolution.
     pub fn tokens(&self) -> usize {
-        self.prefix_tokens() + self.patch_grid() * self.patch_grid()
+        self.prefix_tokens()
+            .saturating_add(self.patch_grid().saturating_mul(self.patch_grid()))
     }
 
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
     }
 
-    /// Multiply-accumulates of one forward pass at the native resolution.
+    /// Multiply-accumulates of one forward pass at the native resolution (saturating).
     pub fn macs(&self) -> u64 {
-        let t = self.tokens() as u64;
-        let d = self.hidden_size as u64;
-        let m = self.intermediate_size as u64;
-        let patches = (self.patch_grid() * self.patch_grid()) as u64;
-        let patch_in = (self.num_channels * self.patch_size * self.patch_size) as u64;
-        let per_layer = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * m;
+        let w = budget::widen;
+        let t = w(self.tokens());
+        let d = w(self.hidden_size);
+        let m = w(self.intermediate_size);
+        let patches = w(self.patch_grid()).saturating_mul(w(self.patch_grid()));
+        let patch_in = w(self.num_channels)
+            .saturating_mul(w(self.patch_size))
+            .saturating_mul(w(self.patch_size));
+        let per_layer = [
+            t.saturating_mul(d).saturating_mul(3).saturating_mul(d),
+            t.saturating_mul(t).saturating_mul(d).saturating_mul(2),
+            t.saturating_mul(d).saturating_mul(d),
+            t.saturating_mul(d).saturating_mul(m).saturating_mul(2),
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add);
         let heads = if self.classifier == Classifier::ClsAndDistillation {
             2
         } else {
             1
         };
-        patches * patch_in * d
-            + self.num_layers as u64 * per_layer
-            + heads * d * self.num_classes as u64
+        patches
+            .saturating_mul(patch_in)
+            .saturating_mul(d)
+            .saturating_add(w(self.num_layers).saturating_mul(per_layer))
+            .saturating_add(heads * d.saturating_mul(w(self.num_classes)))
     }
 
+    /// The sizes the [`budget`] needs.
+    pub fn geometry(&self) -> Geometry {
+        let w = budget::widen;
+        Geometry {
+            layers: w(self.num_layers),
+            heads: w(self.num_heads),
+            hidden: w(self.hidden_size),
+            intermediate: w(self.intermediate_size),
+            patch: w(self.patch_size),
+            channels: w(self.num_channels),
+            prefix_tokens: w(self.prefix_tokens()),
+            classes: w(self.num_classes),
+            heads_out: match self.classifier {
+                Classifier::Cls => 1,
+                Classifier::ClsAndDistillation => 2,
+            },
+        }
+    }
+
+    /// Checks a `batch` of `height`×`width` inputs against this target's [`budget::LIMITS`]
+    /// before anything is allocated: [`budget::check_input`] for this model.
+    pub fn check_input(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Usage, BudgetError> {
+        budget::check_input(&self.geometry(), batch, height, width)
+    }
+
+    /// Checks every size against [`SIZE_RANGES`], the heads against the width, the image
+    /// against the patch, and `layer_norm_eps` against [`LAYER_NORM_EPS_RANGE`].
     fn validate(&self) -> Result<(), CheckpointError> {
-        let field = |field: &str, problem: String| CheckpointError::ConfigField {
-            field: field.to_string(),
-            problem,
-        };
         for (name, value) in [
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_layers),
@@ -103,32 +149,35 @@ impl ModelConfig {
             ("num_channels", self.num_channels),
             ("num_labels", self.num_classes),
         ] {
-            if value == 0 {
-                return Err(field(name, "must be at least 1".to_string()));
-            }
+            check_range(name, budget::widen(value))?;
         }
         if !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(field(
+            return Err(field_error(
                 "num_attention_heads",
                 format!(
-                    "hidden size {} is not divisible by {} heads",
+                    "hidden size {} is not divisible by {} heads; set num_attention_heads to a divisor of hidden_size",
                     self.hidden_size, self.num_heads
                 ),
             ));
         }
         if !self.image_size.is_multiple_of(self.patch_size) {
-            return Err(field(
+            return Err(field_error(
                 "image_size",
                 format!(
-                    "{} px is not a multiple of the {} px patch size",
+                    "{} px is not a multiple of the {} px patch size; use the config.json that came with the weights",
                     self.image_size, self.patch_size
                 ),
             ));
         }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(field(
+        let (low, high) = LAYER_NORM_EPS_RANGE;
+        if !(low..=high).contains(&self.layer_norm_eps) {
+            return Err(field_error(
                 "layer_norm_eps",
-                format!("{} is not a positive number", self.layer_norm_eps),
+                format!(
+                    "{} is out of range; it must be a finite number from {low:.1e} to {high} \
+                     (transformers uses 1e-12, timm 1e-6), so fix config.json",
+                    budget::format_number(self.layer_norm_eps)
+                ),
             ));
         }
         Ok(())
@@ -179,53 +228,14 @@ impl ConfigKind {
     }
 }
 
-fn field_error(field: &str, problem: impl Into<String>) -> CheckpointError {
-    CheckpointError::ConfigField {
-        field: field.to_string(),
-        problem: problem.into(),
-    }
-}
-
-impl From<WrongType> for CheckpointError {
-    /// The message reads, for example, ``config.json field `hidden_size` is invalid:
-    /// expected a non-negative integer, found "big"``.
-    fn from(wrong: WrongType) -> Self {
-        field_error(
-            &wrong.field,
-            format!("expected {}, found {}", wrong.expected, wrong.found),
-        )
-    }
-}
-
-/// `image_size` / `patch_size` may be an integer or a `[h, w]` pair; only squares are supported.
-fn size_field(obj: &Value, field: &str) -> Result<Option<usize>, CheckpointError> {
-    match obj.get(field) {
-        Some(Value::Array(items)) => {
-            let sides: Option<Vec<usize>> = items.iter().map(usize::from_json).collect();
-            match sides.as_deref() {
-                Some([h, w]) if h == w => Ok(Some(*h)),
-                Some([h, w]) => Err(CheckpointError::Unsupported(format!(
-                    "`{field}` is {h}×{w}; vit-lens supports square {field}s only"
-                ))),
-                _ => Err(field_error(field, "expected an integer or [height, width]")),
-            }
-        }
-        _ => Ok(json::optional(obj, field)?),
-    }
-}
-
 fn activation(name: &str) -> Result<Activation, CheckpointError> {
     match name {
         "gelu" => Ok(Activation::GeluErf),
         "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
         other => Err(CheckpointError::Unsupported(format!(
-            "hidden_act `{other}`; vit-lens supports gelu, gelu_new and gelu_pytorch_tanh"
+            "hidden_act `{other}` (vit-lens implements gelu, gelu_new and gelu_pytorch_tanh)"
         ))),
     }
-}
-
-fn shape_of<'a>(raw: &'a RawWeights, name: &str) -> Option<&'a [usize]> {
-    raw.tensors.get(name).map(|t| t.shape.as_slice())
 }
 
 /// Labels from `id2label` (keys are class indices as strings).
@@ -239,7 +249,7 @@ fn labels_from_id2label(
     let Some(map) = map.as_object() else {
         return Err(field_error(
             "id2label",
-            "expected an object of index → name",
+            "expected an object of class index → name",
         ));
     };
     if map.is_empty() {
@@ -247,14 +257,18 @@ fn labels_from_id2label(
     }
     let mut labels = vec![None; num_classes];
     for (key, name) in map {
-        let index: usize = key
-            .trim()
-            .parse()
-            .map_err(|_| field_error("id2label", format!("key `{key}` is not a class index")))?;
+        let index: usize = key.trim().parse().map_err(|_| {
+            field_error(
+                "id2label",
+                format!("key `{key}` is not a class index; use keys \"0\", \"1\", …"),
+            )
+        })?;
         let name = name.as_str().ok_or_else(|| {
             field_error(
                 "id2label",
-                format!("the name of class {index} is not a string"),
+                format!(
+                    "the name of class {index} is not a string; give each class a name in quotes"
+                ),
             )
         })?;
         let slot = labels.get_mut(index).ok_or_else(|| {
@@ -286,19 +300,6 @@ fn default_labels(num_classes: usize) -> Vec<String> {
         super::imagenet_labels()
     } else {
         (0..num_classes).map(|i| format!("class {i}")).collect()
-    }
-}
-
-/// The head weight's row count, or an error naming the missing tensor.
-fn classes_from_head(raw: &RawWeights, name: &str) -> Result<usize, CheckpointError> {
-    match shape_of(raw, name) {
-        Some([classes, _]) => Ok(*classes),
-        Some(other) => Err(CheckpointError::ShapeMismatch {
-            tensor: name.to_string(),
-            expected: vec![0, 0],
-            found: other.to_vec(),
-        }),
-        None => Err(CheckpointError::MissingTensor(name.to_string())),
     }
 }
 
@@ -364,8 +365,8 @@ pub(super) fn from_transformers(
         .get("id2label")
         .and_then(Value::as_object)
         .map_or(0, |m| m.len());
-    if let Some(n) = json::optional::<usize>(config, "num_labels")? {
-        if n != num_classes {
+    if let Some(n) = json::optional::<u64>(config, "num_labels")? {
+        if n != budget::widen(num_classes) {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "num_labels is {n} but `{head_name}` has {num_classes} rows"
             )));
@@ -378,13 +379,13 @@ pub(super) fn from_transformers(
 
     // Defaults are transformers' ViTConfig / DeiTConfig defaults.
     let model = ModelConfig {
-        hidden_size: json::optional::<usize>(config, "hidden_size")?.unwrap_or(768),
-        num_layers: json::optional::<usize>(config, "num_hidden_layers")?.unwrap_or(12),
-        num_heads: json::optional::<usize>(config, "num_attention_heads")?.unwrap_or(12),
-        intermediate_size: json::optional::<usize>(config, "intermediate_size")?.unwrap_or(3072),
-        image_size: size_field(config, "image_size")?.unwrap_or(224),
-        patch_size: size_field(config, "patch_size")?.unwrap_or(16),
-        num_channels: json::optional::<usize>(config, "num_channels")?.unwrap_or(3),
+        hidden_size: size(config, "hidden_size", "hidden_size")?.unwrap_or(768),
+        num_layers: size(config, "num_hidden_layers", "num_hidden_layers")?.unwrap_or(12),
+        num_heads: size(config, "num_attention_heads", "num_attention_heads")?.unwrap_or(12),
+        intermediate_size: size(config, "intermediate_size", "intermediate_size")?.unwrap_or(3072),
+        image_size: size_field(config, "image_size", "image_size")?.unwrap_or(224),
+        patch_size: size_field(config, "patch_size", "patch_size")?.unwrap_or(16),
+        num_channels: size(config, "num_channels", "num_channels")?.unwrap_or(3),
         num_classes,
         qkv_bias: json::optional::<bool>(config, "qkv_bias")?.unwrap_or(true),
         layer_norm_eps: json::optional::<f64>(config, "layer_norm_eps")?.unwrap_or(1e-12),
@@ -427,7 +428,12 @@ fn timm_heads_from_name(architecture: &str) -> Option<usize> {
 
 pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, CheckpointError> {
     let architecture = json::optional::<&str>(config, "architecture")?
-        .ok_or_else(|| field_error("architecture", "missing"))?
+        .ok_or_else(|| {
+            field_error(
+                "architecture",
+                "is missing; add timm's model name, e.g. \"vit_tiny_patch16_224\"",
+            )
+        })?
         .to_string();
     let family_ok = architecture.starts_with("vit_") || architecture.starts_with("deit_");
     if !family_ok {
@@ -463,19 +469,15 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         }
     }
 
-    let (hidden_size, num_channels, patch_size) = match shape_of(raw, "patch_embed.proj.weight") {
-        Some([d, c, p, q]) if p == q => (*d, *c, *p),
-        Some(other) => {
-            return Err(CheckpointError::Unsupported(format!(
-                "patch embedding of shape {other:?}; expected [hidden, channels, patch, patch]"
-            )))
-        }
-        None => {
-            return Err(CheckpointError::MissingTensor(
-                "patch_embed.proj.weight".to_string(),
-            ))
-        }
-    };
+    let (hidden_size, num_channels, patch_size) =
+        match nonempty_shape(raw, "patch_embed.proj.weight")? {
+            [d, c, p, q] if p == q => (*d, *c, *p),
+            other => {
+                return Err(CheckpointError::Unsupported(format!(
+                    "patch embedding of shape {other:?}; expected [hidden, channels, patch, patch]"
+                )))
+            }
+        };
     let mut num_layers = 0;
     while raw
         .tensors
@@ -488,19 +490,21 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
             "blocks.0.attn.qkv.weight".to_string(),
         ));
     }
-    if let Some(depth) = json::optional::<usize>(model_args, "depth")? {
-        if depth != num_layers {
+    if let Some(depth) = json::optional::<u64>(model_args, "depth")? {
+        if depth != budget::widen(num_layers) {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "model_args.depth is {depth} but the weights have {num_layers} blocks"
             )));
         }
     }
-    let intermediate_size = match shape_of(raw, "blocks.0.mlp.fc1.weight") {
-        Some([m, _]) => *m,
-        _ => {
-            return Err(CheckpointError::MissingTensor(
-                "blocks.0.mlp.fc1.weight".to_string(),
-            ))
+    let intermediate_size = match nonempty_shape(raw, "blocks.0.mlp.fc1.weight")? {
+        [m, _] => *m,
+        other => {
+            return Err(CheckpointError::BadShape {
+                tensor: "blocks.0.mlp.fc1.weight".to_string(),
+                shape: other.to_vec(),
+                problem: "but an MLP weight must be [intermediate_size, hidden_size]".to_string(),
+            })
         }
     };
     let distillation_token = raw.tensors.contains_key("dist_token");
@@ -515,14 +519,14 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         Classifier::Cls
     };
     let num_classes = classes_from_head(raw, "head.weight")?;
-    if let Some(n) = json::optional::<usize>(config, "num_classes")? {
-        if n != num_classes {
+    if let Some(n) = json::optional::<u64>(config, "num_classes")? {
+        if n != budget::widen(num_classes) {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "num_classes is {n} but `head.weight` has {num_classes} rows"
             )));
         }
     }
-    let num_heads = match json::optional::<usize>(model_args, "num_heads")? {
+    let num_heads = match size(model_args, "num_heads", "model_args.num_heads")? {
         Some(h) => h,
         None => timm_heads_from_name(&architecture).ok_or_else(|| {
             CheckpointError::Unsupported(format!(
@@ -530,8 +534,8 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
             ))
         })?,
     };
-    if let Some(d) = json::optional::<usize>(model_args, "embed_dim")? {
-        if d != hidden_size {
+    if let Some(d) = json::optional::<u64>(model_args, "embed_dim")? {
+        if d != budget::widen(hidden_size) {
             return Err(CheckpointError::ConfigMismatch(format!(
                 "model_args.embed_dim is {d} but the patch embedding is {hidden_size} wide"
             )));
@@ -559,12 +563,15 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         )));
     }
     let input_size = match pretrained_cfg.get("input_size") {
-        Some(Value::Array(v)) if v.len() == 3 => v[1].as_u64().map(|n| n as usize),
+        Some(Value::Array(v)) if v.len() == 3 => v[1]
+            .as_u64()
+            .map(|n| narrow("pretrained_cfg.input_size", n)),
         _ => None,
-    };
-    let image_size = size_field(model_args, "img_size")?
+    }
+    .transpose()?;
+    let image_size = size_field(model_args, "img_size", "model_args.img_size")?
         .or(input_size)
-        .unwrap_or(grid * patch_size);
+        .unwrap_or(grid.saturating_mul(patch_size));
     if image_size / patch_size != grid {
         return Err(CheckpointError::ConfigMismatch(format!(
             "a {image_size} px input with {patch_size} px patches needs a {0}×{0} position grid, but pos_embed has {grid}×{grid}",
@@ -612,7 +619,8 @@ pub(super) fn from_timm(config: &Value, raw: &RawWeights) -> Result<Parsed, Chec
         None => default_labels(num_classes),
     };
     // An empty pretrained_cfg gives timm's own defaults (bicubic, crop_pct 0.875, ImageNet stats).
-    let preprocess_defaults = PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)?;
+    let preprocess_defaults = PreprocessConfig::from_timm_pretrained_cfg(pretrained_cfg)
+        .map_err(CheckpointError::PretrainedCfg)?;
     Ok(Parsed {
         model,
         labels,

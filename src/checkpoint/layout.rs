@@ -205,6 +205,17 @@ pub(super) fn map(
                 "vit"
             };
             let e = format!("{root}.embeddings");
+            let layer_norm = |i: usize| format!("{root}.encoder.layer.{i}.layernorm_before.weight");
+            let present = (0..cfg.num_layers)
+                .take_while(|&i| raw.tensors.contains_key(&layer_norm(i)))
+                .count();
+            if present < cfg.num_layers {
+                return Err(CheckpointError::ConfigMismatch(format!(
+                    "num_hidden_layers is {} but the weights have {present} layers (`{}` is missing)",
+                    cfg.num_layers,
+                    layer_norm(present)
+                )));
+            }
             let blocks = (0..cfg.num_layers)
                 .map(|i| {
                     let l = format!("{root}.encoder.layer.{i}");

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use safetensors::{Dtype, SafeTensors};
 
 use super::CheckpointError;
+use crate::budget;
 
 /// Largest header we accept; the safetensors format itself caps it at 100 MB.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -18,7 +19,10 @@ pub struct WeightTensor {
 
 impl WeightTensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
-        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        debug_assert_eq!(
+            shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)),
+            Some(data.len())
+        );
         Self { shape, data }
     }
 
@@ -110,16 +114,18 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<RawWeights, CheckpointError> {
         }
     })?;
 
-    let mut tensors = HashMap::new();
+    // Dtypes and sizes first: nothing is widened before the whole file is known to fit.
+    let views = st.tensors();
     let mut seen_dtype: Option<StoredDtype> = None;
-    for (name, view) in st.tensors() {
+    let mut values: u64 = 0;
+    for (name, view) in &views {
         let dtype = match view.dtype() {
             Dtype::F32 => StoredDtype::F32,
             Dtype::F16 => StoredDtype::F16,
             Dtype::BF16 => StoredDtype::Bf16,
             other => {
                 return Err(CheckpointError::UnsupportedDtype {
-                    tensor: name,
+                    tensor: name.clone(),
                     dtype: format!("{other:?}"),
                 })
             }
@@ -129,27 +135,71 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<RawWeights, CheckpointError> {
             Some(d) if d == dtype => d,
             Some(_) => StoredDtype::Mixed,
         });
+        let count = view
+            .shape()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(budget::widen(d)))
+            .unwrap_or(u64::MAX);
+        values = values.saturating_add(count);
+    }
+    budget::check_weights(values).map_err(|source| CheckpointError::Budget {
+        file: "model.safetensors",
+        source: Box::new(source),
+    })?;
+
+    let mut tensors = HashMap::new();
+    for (name, view) in views {
         let raw = view.data();
-        let data: Vec<f32> = match dtype {
-            StoredDtype::F32 => raw
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            StoredDtype::F16 => raw
+            Dtype::F16 => raw
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            StoredDtype::Bf16 | StoredDtype::Mixed => raw
+            _ => raw
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
         };
+        if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                layer: layer_of(&name),
+                value: data[at],
+                index: unravel(at, view.shape()),
+                tensor: name,
+            });
+        }
         tensors.insert(name, WeightTensor::new(view.shape().to_vec(), data));
     }
     Ok(RawWeights {
         tensors,
         stored_dtype: seen_dtype.unwrap_or(StoredDtype::F32),
     })
+}
+
+/// The encoder layer a tensor belongs to: `N` in `….layer.N.…` (transformers) or `blocks.N.…`
+/// (timm).
+fn layer_of(name: &str) -> Option<usize> {
+    let after = name
+        .split_once(".layer.")
+        .map(|(_, rest)| rest)
+        .or_else(|| name.strip_prefix("blocks."))?;
+    after.split('.').next()?.parse().ok()
+}
+
+/// A flat row-major offset as one index per dimension of `shape`.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (slot, &dim) in index.iter_mut().zip(shape).rev() {
+        if dim > 0 {
+            *slot = flat % dim;
+            flat /= dim;
+        }
+    }
+    index
 }
 
 /// Names the kind of file by its magic bytes, for error messages.

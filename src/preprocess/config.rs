@@ -31,6 +31,14 @@ pub const TIMM_DEFAULT_CROP_PCT: f64 = 0.875;
 /// Source: timm `timm/data/config.py` `resolve_data_config` (`(3, 224, 224)`).
 pub const TIMM_DEFAULT_INPUT_SIZE: u32 = 224;
 
+/// `rescale_factor` bounds: it takes 0–255 down (1/255 in every known processor); below 1e-6
+/// every pixel would be ~0, above 1 it would amplify.
+pub const RESCALE_FACTOR_RANGE: (f32, f32) = (1e-6, 1.0);
+/// `image_std` bounds (`image_mean` must lie within ±the upper one): processors use 0.2–0.5
+/// on rescaled pixels, or ~58 on 0–255 ones. A std below 1e-6 would blow a pixel up past 10⁸
+/// (a denormal one past f32's range); above 1e6 every input would be ~0.
+pub const MEAN_STD_RANGE: (f32, f32) = (1e-6, 1e6);
+
 /// PIL resampling filters, with PIL's integer codes (NEAREST=0, LANCZOS=1,
 /// BILINEAR=2, BICUBIC=3, BOX=4, HAMMING=5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -358,7 +366,7 @@ impl PreprocessConfig {
                         return Err(invalid(
                             "input_size",
                             format!(
-                                "{v} is not [3, height, width]; vit-lens needs 3-channel RGB input"
+                                "{v} is not [3, height, width]; vit-lens needs 3-channel RGB input, so use [3, height, width]"
                             ),
                         ))
                     }
@@ -475,8 +483,10 @@ impl PreprocessConfig {
     }
 
     /// Checks every value: sizes between 1 and [`MAX_OUTPUT_SIDE`], a crop that
-    /// fits inside the resized image, finite positive rescale factor and
-    /// standard deviations, finite means.
+    /// fits inside the resized image, a rescale factor within
+    /// [`RESCALE_FACTOR_RANGE`], standard deviations within [`MEAN_STD_RANGE`]
+    /// and means within ± its upper bound (so no normalized pixel can overflow
+    /// f32).
     pub fn validate(&self) -> Result<(), PreprocessError> {
         let side_ok = |v: u32| (1..=MAX_OUTPUT_SIDE).contains(&v);
         match self.resize {
@@ -517,31 +527,44 @@ impl PreprocessConfig {
                         "crop_size",
                         format!(
                             "crop {ch}×{cw} is larger than the resized image ({h}×{w} at least); \
-                             make crop_size at most the resize size"
+                             use a crop_size at most the resize size"
                         ),
                     ));
                 }
             }
         }
+        let (low, high) = RESCALE_FACTOR_RANGE;
         if let Some(f) = self.rescale_factor {
-            if !(f.is_finite() && f > 0.0) {
+            if !(low..=high).contains(&f) {
                 return Err(invalid(
                     "rescale_factor",
-                    format!("{f} must be a positive number, usually 1/255 = 0.00392156862745098"),
+                    format!(
+                        "{f} is out of range; it must be a number from {low:e} to {high}, usually 1/255 = 0.00392156862745098"
+                    ),
                 ));
             }
         }
-        if self.mean.iter().any(|m| !m.is_finite()) {
+        let (_, mean_high) = MEAN_STD_RANGE;
+        if let Some(m) = self
+            .mean
+            .iter()
+            .find(|m| !(-mean_high..=mean_high).contains(*m))
+        {
             return Err(invalid(
                 "image_mean",
-                format!("{:?} must be finite numbers", self.mean),
+                format!(
+                    "{:?} holds {}; each mean must be a finite number from -{mean_high:e} to {mean_high:e}",
+                    self.mean,
+                    crate::budget::format_number(f64::from(*m))
+                ),
             ));
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        let (std_low, std_high) = MEAN_STD_RANGE;
+        if self.std.iter().any(|s| !(std_low..=std_high).contains(s)) {
             return Err(invalid(
                 "image_std",
                 format!(
-                    "{:?} must be positive numbers (a std of 0 would divide by zero)",
+                    "{:?} must be positive numbers from {std_low:e} to {std_high:e} (a std of 0 would divide by zero, a tiny one overflow)",
                     self.std
                 ),
             ));
@@ -569,7 +592,7 @@ fn optional_step<T>(
         None => default.map(Some).ok_or_else(|| {
             invalid(
                 key,
-                format!("{flag} is true but no {key} is given; add a \"{key}\" entry"),
+                format!("{flag} is true but no {key} is given; set a \"{key}\" entry"),
             )
         }),
     }
@@ -636,7 +659,10 @@ fn parse_hf_size(v: &Value) -> Result<Resize, PreprocessError> {
         };
     }
     if !v.is_object() {
-        return Err(invalid("size", format!("{v} is not a size")));
+        return Err(invalid(
+            "size",
+            format!("{v} is not a size; use a number, [height, width] or {{\"height\": H, \"width\": W}}"),
+        ));
     }
     let key = |k: &str| json::field(v, k);
     for unsupported in ["longest_edge", "max_height", "max_width"] {

@@ -66,6 +66,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Preproces
         });
     }
 
+    // A PNG's size sits at a fixed place in its header: refuse an oversized one before the
+    // decoder reads anything (or fails on something else first, such as a bad checksum).
+    if let Some((width, height)) = png_size(bytes, format) {
+        if let Some(e) = too_large(width, height, limits) {
+            return Err(e);
+        }
+    }
+
     if format == ImageFormat::Jpeg {
         // zune-jpeg fills a cut-off scan with grey and reports success;
         // Pillow refuses such files ("image file is truncated"), and so do we.
@@ -136,16 +144,9 @@ fn header_limit_error(
     format: ImageFormat,
     limits: &DecodeLimits,
 ) -> Option<PreprocessError> {
-    // PNG's size is at a fixed place in its header; read it directly, because on 32-bit
-    // targets (wasm32) the decoder refuses huge images even without limits.
-    let from_ihdr = (format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR")
-        .then(|| {
-            let be = |at: usize| {
-                u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-            };
-            (be(16), be(20))
-        });
-    let (width, height) = match from_ihdr {
+    // On 32-bit targets (wasm32) the PNG decoder refuses huge images even without limits, so
+    // a PNG's size is read from its header directly.
+    let (width, height) = match png_size(bytes, format) {
         Some(size) => size,
         None => {
             let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -159,6 +160,17 @@ fn header_limit_error(
         needed_bytes: 3 * u64::from(width) * u64::from(height),
         limit_bytes: limits.max_alloc_bytes,
     }))
+}
+
+/// (width, height) from a PNG's IHDR chunk, which follows the 8-byte signature.
+fn png_size(bytes: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
+    if format != ImageFormat::Png || bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some((be(16)?, be(20)?))
 }
 
 /// The error for an image wider or taller than `limits` allow, if it is.

@@ -15,7 +15,7 @@ pub const MAX_OUTPUT_SIDE: u32 = 16384;
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     /// Zero bytes were given.
-    #[error("the image is empty (0 bytes); pass the contents of a PNG, JPEG, WebP or GIF file")]
+    #[error("the image is empty (0 bytes); give the contents of a PNG, JPEG, WebP or GIF file")]
     Empty,
     /// The bytes match no image format's signature.
     #[error(
@@ -50,7 +50,7 @@ pub enum PreprocessError {
     /// The header announces more pixels than [`DecodeLimits`](super::DecodeLimits) allows.
     #[error(
         "image is {width}×{height} pixels, larger than the {max_width}×{max_height} limit; \
-         scale it down first"
+         scale it down first (use a smaller image)"
     )]
     TooLarge {
         width: u32,
@@ -62,7 +62,7 @@ pub enum PreprocessError {
     /// [`DecodeLimits::max_alloc_bytes`](super::DecodeLimits::max_alloc_bytes).
     #[error(
         "decoding this {width}×{height} image needs {} MiB, more than the {} MiB limit; \
-         scale it down first",
+         scale it down first (use a smaller image)",
         needed_bytes.div_ceil(1 << 20),
         limit_bytes / (1 << 20)
     )]
@@ -73,7 +73,9 @@ pub enum PreprocessError {
         limit_bytes: u64,
     },
     /// The decoder hit its own memory or size limit mid-way.
-    #[error("the image exceeds a decoding limit ({detail}); scale it down first")]
+    #[error(
+        "the image exceeds a decoding limit ({detail}); scale it down first (use a smaller image)"
+    )]
     DecoderLimit {
         /// Decoder's explanation.
         detail: String,
@@ -96,7 +98,7 @@ pub enum PreprocessError {
     #[error(
         "the {width}×{height} image is so elongated that resizing it gives \
          {resized_width}×{resized_height} pixels, more than {MAX_OUTPUT_SIDE} on a side; \
-         crop it to a less extreme aspect ratio first"
+         crop it to a less extreme aspect ratio first, or use a less elongated image"
     )]
     ExtremeAspectRatio {
         width: u32,
@@ -132,11 +134,11 @@ pub(super) fn invalid(field: &str, reason: impl Into<String>) -> PreprocessError
 
 impl From<WrongType> for PreprocessError {
     /// The message reads, for example, ``invalid preprocessing setting `do_resize`:
-    /// "yes" is not true or false``.
+    /// expected true or false, found "yes"``.
     fn from(wrong: WrongType) -> Self {
         invalid(
             &wrong.field,
-            format!("{} is not {}", wrong.found, wrong.expected),
+            format!("expected {}, found {}", wrong.expected, wrong.found),
         )
     }
 }
