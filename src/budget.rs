@@ -69,9 +69,9 @@ pub const LIMITS: Limits = Limits::NATIVE;
 #[cfg(target_arch = "wasm32")]
 pub const LIMITS: Limits = Limits::WASM32;
 
-/// What the budget needs to know of a model: its geometry, in `u64`.
+/// What the budget needs to know of a model: its sizes, in `u64` (not [`crate::geometry::Geometry`], which is one input's shapes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
+pub struct ModelSize {
     pub layers: u64,
     pub heads: u64,
     pub hidden: u64,
@@ -85,7 +85,7 @@ pub struct Geometry {
     pub heads_out: u64,
 }
 
-impl Geometry {
+impl ModelSize {
     /// Parameters at `tokens` position embeddings (every weight and bias).
     pub fn parameters(&self, tokens: u64) -> u64 {
         let (d, m) = (self.hidden, self.intermediate);
@@ -125,14 +125,14 @@ fn mul(factors: &[u64]) -> u64 {
 }
 
 /// What a `batch` of `height`×`width` inputs needs (no limits applied).
-pub fn usage(geometry: &Geometry, batch: u64, height: u64, width: u64) -> Usage {
-    let patch = geometry.patch.max(1);
+pub fn usage(model: &ModelSize, batch: u64, height: u64, width: u64) -> Usage {
+    let patch = model.patch.max(1);
     let patches = (height / patch).saturating_mul(width / patch);
-    let tokens = patches.saturating_add(geometry.prefix_tokens);
-    let attention_bytes = mul(&[batch, geometry.layers, geometry.heads, tokens, tokens, 4]);
+    let tokens = patches.saturating_add(model.prefix_tokens);
+    let attention_bytes = mul(&[batch, model.layers, model.heads, tokens, tokens, 4]);
     // Per token: residual + normed (2d), q/k/v (3d), attention output (d), MLP hidden (m).
-    let per_token = mul(&[6, geometry.hidden]).saturating_add(geometry.intermediate);
-    let activation_bytes = mul(&[batch, geometry.channels, height, width, 4])
+    let per_token = mul(&[6, model.hidden]).saturating_add(model.intermediate);
+    let activation_bytes = mul(&[batch, model.channels, height, width, 4])
         .saturating_add(mul(&[batch, tokens, per_token, 4]));
     Usage {
         tokens,
@@ -256,11 +256,11 @@ impl BudgetError {
 }
 
 impl Limits {
-    /// Checks a `batch` of `height`×`width` inputs of a model of `geometry` against these
+    /// Checks a `batch` of `height`×`width` inputs of `model` against these
     /// limits; returns what it needs.
     pub fn check_input(
         &self,
-        geometry: &Geometry,
+        model: &ModelSize,
         batch: u64,
         height: u64,
         width: u64,
@@ -269,7 +269,7 @@ impl Limits {
         if batch == 0 {
             return fail(Exceeded::EmptyBatch);
         }
-        let patch = geometry.patch.max(1);
+        let patch = model.patch.max(1);
         if height < patch || width < patch {
             return fail(Exceeded::NoPatches {
                 height,
@@ -277,14 +277,14 @@ impl Limits {
                 patch,
             });
         }
-        let need = usage(geometry, batch, height, width);
+        let need = usage(model, batch, height, width);
         if need.tokens > self.max_tokens {
             return fail(Exceeded::Tokens {
                 height,
                 width,
                 patch,
                 tokens: need.tokens,
-                attention_bytes: usage(geometry, 1, height, width).attention_bytes,
+                attention_bytes: usage(model, 1, height, width).attention_bytes,
                 limit: self.max_tokens,
                 platform: self.platform,
             });
@@ -305,8 +305,8 @@ impl Limits {
                 height,
                 width,
                 tokens: need.tokens,
-                layers: geometry.layers,
-                heads: geometry.heads,
+                layers: model.layers,
+                heads: model.heads,
                 bytes: need.attention_bytes,
                 limit: self.max_attention_bytes,
                 platform: self.platform,
@@ -343,12 +343,12 @@ impl Limits {
 /// [`Limits::check_input`] with this target's [`LIMITS`]: what the engine calls before it
 /// runs a `batch` of `height`×`width` inputs.
 pub fn check_input(
-    geometry: &Geometry,
+    model: &ModelSize,
     batch: usize,
     height: usize,
     width: usize,
 ) -> Result<Usage, BudgetError> {
-    LIMITS.check_input(geometry, widen(batch), widen(height), widen(width))
+    LIMITS.check_input(model, widen(batch), widen(height), widen(width))
 }
 
 /// [`Limits::check_weights`] with this target's [`LIMITS`].
@@ -414,7 +414,7 @@ mod tests {
     use super::*;
 
     /// DeiT-Ti: 12 layers, 3 heads, width 192, MLP 768, 16 px patches, 1000 classes.
-    const DEIT_TI: Geometry = Geometry {
+    const DEIT_TI: ModelSize = ModelSize {
         layers: 12,
         heads: 3,
         hidden: 192,
@@ -453,7 +453,7 @@ mod tests {
         assert!(matches!(err.exceeded, Exceeded::Tokens { .. }), "{err}");
         let err = Limits::NATIVE
             .check_input(
-                &Geometry {
+                &ModelSize {
                     patch: 1024,
                     ..DEIT_TI
                 },
@@ -465,7 +465,7 @@ mod tests {
         assert!(matches!(err.exceeded, Exceeded::Pixels { .. }), "{err}");
         let err = Limits::NATIVE
             .check_input(
-                &Geometry {
+                &ModelSize {
                     patch: 1,
                     ..DEIT_TI
                 },

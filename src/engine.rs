@@ -31,6 +31,14 @@ pub enum EngineError {
     Input(String),
     #[error("attention output is malformed: {0}")]
     Attention(#[from] AnalysisError),
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
+    #[error(
+        "the model computed values that are not finite numbers {at}: its weights overflow f32 \
+         on this input; check the checkpoint (re-export it from a model that works) or try \
+         another image"
+    )]
+    NonFinite { at: String },
 }
 
 impl From<GeometryError> for EngineError {
@@ -255,6 +263,9 @@ impl Engine {
         height: usize,
         width: usize,
     ) -> Result<Geometry, EngineError> {
+        // The budget first: it refuses sizes whose products overflow or outgrow memory
+        // before any shape arithmetic or allocation.
+        self.config.check_input(batch, height, width)?;
         let geometry = Geometry::new(&self.config, batch, height, width)?;
         geometry.check_pixels(pixels.len())?;
         Ok(geometry)
@@ -370,6 +381,20 @@ fn per_image(
     logits: &[f32],
     attentions: &[Vec<f32>],
 ) -> Result<Vec<ImageInference>, EngineError> {
+    // Overflowing or NaN weights show first in a layer's attention; name the earliest layer.
+    if let Some(layer) = attentions
+        .iter()
+        .position(|layer| layer.iter().any(|v| !v.is_finite()))
+    {
+        return Err(EngineError::NonFinite {
+            at: format!("in layer {} of {}", layer + 1, attentions.len()),
+        });
+    }
+    if logits.iter().any(|v| !v.is_finite()) {
+        return Err(EngineError::NonFinite {
+            at: "in the classifier's logits".to_string(),
+        });
+    }
     split_batch(g, logits, attentions)?
         .into_iter()
         .map(|image| {

@@ -321,7 +321,7 @@ fn fixtures_fit_the_budget_of_both_targets() {
         "vit_hf_224",
     ] {
         let checkpoint = load_fixture(name);
-        let geometry = checkpoint.config.geometry();
+        let geometry = checkpoint.config.size();
         let side = vit_lens::budget::widen(checkpoint.config.image_size);
         for limits in [
             vit_lens::budget::Limits::NATIVE,

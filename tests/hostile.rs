@@ -571,7 +571,7 @@ fn infinite_position_embedding() {
 }
 
 #[test]
-#[ignore = "needs the engine's budget check"]
+
 fn huge_values_overflow_in_the_first_layer() {
     refused("weights of 1e38 overflow", &["layer"], || {
         Crafted::hf()
@@ -876,7 +876,7 @@ fn image_header_claims_a_huge_size() {
 }
 
 #[test]
-#[ignore = "needs the engine's budget check"]
+
 fn engine_input_of_the_wrong_length() {
     refused("pixels of the wrong length", &["pixels"], || {
         let checkpoint = Crafted::hf().load().expect("fixture");
@@ -889,7 +889,7 @@ fn engine_input_of_the_wrong_length() {
 }
 
 #[test]
-#[ignore = "needs the engine's budget check"]
+
 fn engine_batch_overflows() {
     refused("a batch of 2^62 images", &["batch"], || {
         let checkpoint = Crafted::hf().load().expect("fixture");
@@ -902,7 +902,7 @@ fn engine_batch_overflows() {
 }
 
 #[test]
-#[ignore = "needs the engine's budget check"]
+
 fn engine_input_too_large_for_the_budget() {
     // The 805 MB input is the caller's; the engine must refuse it without allocating more.
     let side = 8192;
@@ -921,8 +921,8 @@ fn engine_input_too_large_for_the_budget() {
 // The budget the engine checks per request (budget::check_input)
 
 /// The hf fixture's geometry: the engine asks the budget about it before it runs.
-fn fixture_geometry() -> budget::Geometry {
-    Crafted::hf().load().expect("fixture").config.geometry()
+fn fixture_geometry() -> budget::ModelSize {
+    Crafted::hf().load().expect("fixture").config.size()
 }
 
 #[test]
@@ -964,7 +964,7 @@ fn budget_refuses_an_input_smaller_than_a_patch() {
 #[test]
 fn budget_refuses_a_huge_input_in_the_browser() {
     // The wasm32 limits, checked natively: a 1024 px input is fine here, not there.
-    let geometry = budget::Geometry {
+    let geometry = budget::ModelSize {
         patch: 16,
         ..fixture_geometry()
     };

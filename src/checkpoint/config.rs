@@ -11,7 +11,7 @@ use super::ranges::{
     size_field, LAYER_NORM_EPS_RANGE,
 };
 use super::{CheckpointError, Layout, RawWeights};
-use crate::budget::{self, BudgetError, Geometry, Usage};
+use crate::budget::{self, BudgetError, ModelSize, Usage};
 use crate::json;
 use crate::preprocess::PreprocessConfig;
 
@@ -107,9 +107,9 @@ impl ModelConfig {
     }
 
     /// The sizes the [`budget`] needs.
-    pub fn geometry(&self) -> Geometry {
+    pub fn size(&self) -> ModelSize {
         let w = budget::widen;
-        Geometry {
+        ModelSize {
             layers: w(self.num_layers),
             heads: w(self.num_heads),
             hidden: w(self.hidden_size),
@@ -133,7 +133,7 @@ impl ModelConfig {
         height: usize,
         width: usize,
     ) -> Result<Usage, BudgetError> {
-        budget::check_input(&self.geometry(), batch, height, width)
+        budget::check_input(&self.size(), batch, height, width)
     }
 
     /// Checks every size against [`SIZE_RANGES`], the heads against the width, the image

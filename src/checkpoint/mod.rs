@@ -215,8 +215,8 @@ fn check_native_budget(model: &ModelConfig) -> Result<(), CheckpointError> {
         file: "config.json",
         source: Box::new(source.advise("use a smaller model")),
     };
-    let geometry = model.geometry();
-    budget::check_weights(geometry.parameters(budget::widen(model.tokens()))).map_err(in_config)?;
+    let size = model.size();
+    budget::check_weights(size.parameters(budget::widen(model.tokens()))).map_err(in_config)?;
     model
         .check_input(1, model.image_size, model.image_size)
         .map_err(in_config)?;

@@ -17,7 +17,8 @@ pub enum GeometryError {
     #[error("the input has {got} channels but the model expects {expected}")]
     Channels { got: usize, expected: usize },
     #[error(
-        "expected {batch}×{channels}×{height}×{width} = {} pixel values, got {got}",
+        "the input holds {got} pixel values but {batch}×{channels}×{height}×{width} = {} are \
+         expected; give the pixels as (batch, channels, height, width), channel-major",
         expected.map_or_else(|| "too many".to_string(), |n| n.to_string())
     )]
     PixelCount {

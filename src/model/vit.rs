@@ -29,6 +29,22 @@ pub enum ModelError {
     Input(String),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error(
+        "the model computed values that are not finite numbers {at}: its weights overflow f32 \
+         on this input; check the checkpoint (re-export it from a model that works) or try \
+         another image"
+    )]
+    NonFinite { at: String },
+}
+
+/// Whether every value of `xs` is a finite number (one pass over a layer's output: cheap next
+/// to the layer itself).
+fn all_finite(xs: &Tensor) -> candle_core::Result<bool> {
+    Ok(xs
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .all(|v| v.is_finite()))
 }
 
 impl From<GeometryError> for ModelError {
@@ -438,6 +454,11 @@ impl VisionTransformer {
         let mut attentions = Vec::with_capacity(self.blocks.len());
         for (layer, block) in self.blocks.iter().enumerate() {
             let (next, probs) = block.forward(&xs, layer, record)?;
+            if !all_finite(&next)? {
+                return Err(ModelError::NonFinite {
+                    at: format!("in layer {} of {}", layer + 1, self.blocks.len()),
+                });
+            }
             xs = next;
             attentions.push(probs);
         }
