@@ -71,11 +71,23 @@ async fn gpu_matches_cpu(fixture: Fixture) {
         .await
         .expect("GPU run");
     let options = RolloutOptions::default();
+    assert_eq!(
+        on_cpu.len(),
+        on_gpu.len(),
+        "{}: both engines answer every image",
+        fixture.name
+    );
     for (i, (c, g)) in on_cpu.iter().zip(&on_gpu).enumerate() {
         let logits = max_abs_diff(&c.logits, &g.logits);
         assert!(
             logits <= 1e-3,
             "{} image {i}: logits differ by {logits:e}",
+            fixture.name
+        );
+        assert_eq!(
+            c.attentions.len(),
+            g.attentions.len(),
+            "{} image {i}: both engines return every layer's attention",
             fixture.name
         );
         for (l, (ca, ga)) in c.attentions.iter().zip(&g.attentions).enumerate() {

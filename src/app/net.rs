@@ -1,7 +1,5 @@
 //! Downloads with progress, cancellation and the Cache API.
 
-use std::fmt;
-
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -11,41 +9,23 @@ use web_sys::{AbortSignal, Cache, ReadableStreamDefaultReader, RequestInit, Resp
 pub const MODEL_CACHE: &str = "vit-lens-models-v1";
 
 /// Why a download failed, in words that say what to do.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FetchError {
+    #[error("{url} does not exist (HTTP 404). Check the repo id and revision; the repo must hold config.json and model.safetensors.")]
     NotFound { url: String },
+    #[error(
+        "The server answered HTTP {status} for {url}. Try again later, or pick another model."
+    )]
     Http { url: String, status: u16 },
+    #[error("Could not download {url}: the network is unreachable, or the server does not allow cross-origin (CORS) requests. Models downloaded before still load from the cache.")]
     Network { url: String },
+    #[error("Download cancelled.")]
     Cancelled,
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::NotFound { url } => write!(
-                f,
-                "{url} does not exist (HTTP 404). Check the repo id and revision; the repo must hold config.json and model.safetensors."
-            ),
-            FetchError::Http { url, status } => write!(
-                f,
-                "The server answered HTTP {status} for {url}. Try again later, or pick another model."
-            ),
-            FetchError::Network { url } => write!(
-                f,
-                "Could not download {url}: the network is unreachable, or the server does not allow cross-origin (CORS) requests. Models downloaded before still load from the cache."
-            ),
-            FetchError::Cancelled => f.write_str("Download cancelled."),
-        }
-    }
-}
-
-fn window() -> web_sys::Window {
-    web_sys::window().expect("the app runs in a window")
 }
 
 /// The model cache, when the browser offers the Cache API here (secure contexts only).
 pub async fn open_cache() -> Option<Cache> {
-    let caches = window().caches().ok()?;
+    let caches = web_sys::window()?.caches().ok()?;
     JsFuture::from(caches.open(MODEL_CACHE))
         .await
         .ok()?
@@ -55,7 +35,8 @@ pub async fn open_cache() -> Option<Cache> {
 
 /// Deletes every cached model file; returns how many there were.
 pub async fn clear_cache() -> Result<u32, String> {
-    let caches = window()
+    let caches = web_sys::window()
+        .ok_or_else(|| "This page has no window.".to_string())?
         .caches()
         .map_err(|_| "This browser offers no Cache API here.".to_string())?;
     let mut count = 0;
@@ -94,20 +75,20 @@ pub async fn fetch_bytes(
     }
     let init = RequestInit::new();
     init.set_signal(Some(signal));
-    let response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
+    let network = || FetchError::Network {
+        url: url.to_string(),
+    };
+    let window = web_sys::window().ok_or_else(network)?;
+    let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
         .map_err(|_| {
             if signal.aborted() {
                 FetchError::Cancelled
             } else {
-                FetchError::Network {
-                    url: url.to_string(),
-                }
+                network()
             }
         })?;
-    let response: Response = response.dyn_into().map_err(|_| FetchError::Network {
-        url: url.to_string(),
-    })?;
+    let response: Response = response.dyn_into().map_err(|_| network())?;
     match response.status() {
         404 if optional => return Ok(None),
         404 => {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::{Backend, BackendChoice};
-use crate::teach::Teaching;
+use crate::teach::{ModelCard, Teaching};
 
 /// Page → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,45 +71,22 @@ pub enum ErrorScope {
     Worker,
 }
 
-/// What the page shows about a loaded model.
+/// What the page shows about a loaded model: where it came from, its model card and its
+/// class names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// Where it came from, as the page shows it (repo id, URL or file names).
     pub source: String,
-    pub architecture: String,
-    /// "transformers" or "timm".
-    pub layout: String,
-    /// "f32", "f16", "bf16" or "mixed".
-    pub stored_dtype: String,
-    pub layers: usize,
-    pub heads: usize,
-    pub hidden_size: usize,
-    pub patch_size: usize,
-    pub image_size: usize,
-    pub tokens: usize,
-    pub prefix_tokens: usize,
-    pub parameters: usize,
-    /// Multiply-accumulates per image at the native resolution.
-    pub macs: u64,
+    /// Geometry and size of the checkpoint.
+    pub card: ModelCard,
     pub labels: Vec<String>,
 }
 
 impl ModelInfo {
     pub fn of(checkpoint: &Checkpoint, source: &str) -> Self {
-        let config = &checkpoint.config;
         Self {
             source: source.to_string(),
-            architecture: checkpoint.architecture.clone(),
-            layout: checkpoint.layout.to_string(),
-            stored_dtype: checkpoint.stored_dtype.to_string(),
-            layers: config.num_layers,
-            heads: config.num_heads,
-            hidden_size: config.hidden_size,
-            patch_size: config.patch_size,
-            image_size: config.image_size,
-            tokens: config.tokens(),
-            prefix_tokens: config.prefix_tokens(),
-            parameters: checkpoint.parameter_count(),
-            macs: config.macs(),
+            card: ModelCard::of(checkpoint),
             labels: checkpoint.labels.clone(),
         }
     }
@@ -235,6 +212,41 @@ mod tests {
         }
         let json = serde_json::to_string(&Request::Classify { id: 3 }).unwrap();
         assert_eq!(json, r#"{"type":"classify","id":3}"#);
+    }
+
+    #[test]
+    fn ready_replies_carry_the_model_card() {
+        let card = ModelCard {
+            architecture: "ViTForImageClassification".into(),
+            layout: "transformers".into(),
+            stored_dtype: "f32".into(),
+            image_size: 32,
+            patch_size: 8,
+            channels: 3,
+            grid: 4,
+            patches: 16,
+            prefix_tokens: 1,
+            tokens: 17,
+            layers: 2,
+            heads: 2,
+            head_dim: 8,
+            hidden_size: 16,
+            mlp_size: 32,
+            classes: 3,
+            parameters: 1234,
+            flops: 5678,
+        };
+        let reply = Reply::Ready {
+            model: ModelInfo {
+                source: "test/vit".into(),
+                card,
+                labels: vec!["a".into(), "b".into(), "c".into()],
+            },
+            backend: BackendInfo::cpu(None),
+        };
+        let json = serde_json::to_string(&reply).unwrap();
+        assert!(json.contains(r#""card":{"architecture""#), "{json}");
+        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
     }
 
     #[test]

@@ -108,6 +108,14 @@ impl StoredInference {
         self.attentions.first().map_or(0, |a| a.heads)
     }
 
+    /// The crop the model saw, as opaque RGBA for a canvas.
+    pub fn crop_rgba(&self) -> Vec<u8> {
+        self.crop
+            .pixels()
+            .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+            .collect()
+    }
+
     /// Rollout maps for every layer with these options (the page caches them per
     /// fusion and discard ratio, so moving the layer slider costs nothing).
     pub fn rollouts(
@@ -205,6 +213,14 @@ mod tests {
         assert_eq!(s.top.len(), 3);
         let sum: f32 = s.probs.iter().sum();
         assert!((sum - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_crop_becomes_opaque_rgba() {
+        let s = stored();
+        let rgba = s.crop_rgba();
+        assert_eq!(rgba.len(), 4 * 4 * 4);
+        assert!(rgba.chunks_exact(4).all(|p| p == [100, 100, 100, 255]));
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! The page: creates its state, the worker client and the loaders, starts the built-in
+//! model, and lays out every component.
+
+use leptos::prelude::*;
+
+use super::controls::Controls;
+use super::download_bar::DownloadBar;
+use super::error_banner::ErrorBanner;
+use super::header::Header;
+use super::mode_bar::ModeBar;
+use super::predictions::Predictions;
+use super::samples::Samples;
+use super::shortcuts::Shortcuts;
+use super::stage::Stage;
+use super::teach::TeachPanel;
+use super::timings::Timings;
+use super::window_input::listen_to_window;
+use crate::app::client::Client;
+use crate::app::dom::query_param;
+use crate::app::hub::{parse_model_ref, PRESETS};
+use crate::app::load::Loader;
+use crate::app::state::{AppState, CUSTOM_KEY};
+
+/// The whole page.
+#[component]
+pub fn App() -> impl IntoView {
+    let state = AppState::new();
+    state.provide();
+    let client = Client::start(state);
+    let loader = Loader::new(client);
+    provide_context(client);
+    provide_context(loader);
+
+    loader.load_embedded();
+    if let Some(model) = query_param("model") {
+        if let Ok(remote) = parse_model_ref(&model, &state.model.hub.get_value()) {
+            let key = PRESETS
+                .iter()
+                .find(|p| p.repo == model)
+                .map_or(CUSTOM_KEY.to_string(), |p| p.repo.to_string());
+            loader.load_remote(key, remote, true);
+        }
+    }
+    let drag_over = listen_to_window(loader, state);
+    client.ask_for_teaching();
+
+    let teach = state.teach;
+    view! {
+        <div class="app" class:dragging=move || drag_over.get() class:projector=move || teach.projector.get()>
+            <Header/>
+            <DownloadBar/>
+            <ErrorBanner/>
+            <ModeBar/>
+            <main class="main">
+                <div class="left">
+                    <div class:hidden=move || teach.on.get()>
+                        <Stage/>
+                    </div>
+                    <Show when=move || teach.on.get()>
+                        <TeachPanel/>
+                    </Show>
+                    <Samples/>
+                </div>
+                <aside class="side">
+                    <Predictions/>
+                    <Controls/>
+                    <Timings/>
+                </aside>
+            </main>
+            <Shortcuts/>
+            <footer class="footer">
+                "Images stay on this device: they are decoded and classified inside this page. "
+                "Only model files are downloaded, from the page itself or the model host you pick."
+            </footer>
+        </div>
+    }
+}

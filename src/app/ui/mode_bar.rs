@@ -1,0 +1,24 @@
+//! The bar that switches between Classify and Teach, projector mode and the shortcut list.
+
+use leptos::prelude::*;
+
+use crate::app::state::TeachState;
+
+/// Classify / Teach toggle, projector toggle and the shortcuts button.
+#[component]
+pub fn ModeBar() -> impl IntoView {
+    let teach = expect_context::<TeachState>();
+    view! {
+        <nav class="modebar">
+            <div class="toggle" role="group">
+                <button class:on=move || !teach.on.get() data-testid="mode-classify"
+                    on:click=move |_| teach.on.set(false)>"Classify"</button>
+                <button class:on=move || teach.on.get() data-testid="mode-teach"
+                    on:click=move |_| teach.on.set(true)>"Teach"</button>
+            </div>
+            <button class="ghost" data-testid="projector-toggle" class:on=move || teach.projector.get()
+                on:click=move |_| teach.projector.update(|p| *p = !*p)>"Projector (P)"</button>
+            <button class="ghost" data-testid="help-toggle" on:click=move |_| teach.help.update(|h| *h = !*h)>"Shortcuts (?)"</button>
+        </nav>
+    }
+}

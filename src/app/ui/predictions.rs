@@ -1,0 +1,46 @@
+//! The top-5 classes of the current result.
+
+use leptos::prelude::*;
+
+use crate::app::state::ResultState;
+
+/// The current result's five most likely classes, with bars.
+#[component]
+pub fn Predictions() -> impl IntoView {
+    let result = expect_context::<ResultState>();
+    view! {
+        <section class="card predictions">
+            <h2>"Top 5"</h2>
+            {move || {
+                result.current.with(|r| match r {
+                    None => view! { <p class="muted">"No image yet."</p> }.into_any(),
+                    Some(r) => r
+                        .top
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let pct = p.prob * 100.0;
+                            view! {
+                                <div
+                                    class="pred"
+                                    class:first=i == 0
+                                    data-testid="prediction"
+                                    data-index=p.index
+                                    data-label=p.label.clone()
+                                    data-prob=p.prob.to_string()
+                                >
+                                    <div class="pred-text">
+                                        <span class="pred-label">{p.label.clone()}</span>
+                                        <span class="pred-prob">{format!("{pct:.1} %")}</span>
+                                    </div>
+                                    <div class="bar"><div class="fill" style:width=format!("{:.2}%", pct.clamp(0.0, 100.0))></div></div>
+                                </div>
+                            }
+                        })
+                        .collect_view()
+                        .into_any(),
+                })
+            }}
+        </section>
+    }
+}
