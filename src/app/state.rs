@@ -15,7 +15,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 
 use super::dom::query_param;
-use super::hub::DEFAULT_HUB;
+use super::hub::{check_hub_url, DEFAULT_HUB};
 use super::protocol::{BackendInfo, ModelInfo};
 use super::teach_view::TeachView;
 use super::view::{StoredInference, ViewOptions};
@@ -146,11 +146,20 @@ impl AppState {
         let backend_choice = query_param("backend")
             .and_then(|b| b.parse().ok())
             .unwrap_or_default();
+        // `?hub=` must be an absolute http(s) address; anything else keeps the default hub.
+        let (hub, hub_error) = match query_param("hub").map(|h| check_hub_url(&h)) {
+            None => (DEFAULT_HUB.to_string(), None),
+            Some(Ok(hub)) => (hub, None),
+            Some(Err(e)) => (
+                DEFAULT_HUB.to_string(),
+                Some(format!(
+                    "?hub= is ignored ({e}); models load from {DEFAULT_HUB}"
+                )),
+            ),
+        };
         Self {
             model: ModelState {
-                hub: StoredValue::new(
-                    query_param("hub").unwrap_or_else(|| DEFAULT_HUB.to_string()),
-                ),
+                hub: StoredValue::new(hub),
                 info: RwSignal::new(None),
                 backend: RwSignal::new(None),
                 backend_choice: RwSignal::new(backend_choice),
@@ -182,7 +191,7 @@ impl AppState {
                 help: RwSignal::new(false),
             },
             notices: Notices {
-                error: RwSignal::new(None),
+                error: RwSignal::new(hub_error),
                 notice: RwSignal::new(None),
                 status: RwSignal::new("Starting…".to_string()),
                 download: RwSignal::new(None),

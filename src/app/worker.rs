@@ -13,7 +13,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use super::protocol::{BackendInfo, ErrorScope, ModelInfo, Reply, Request, ResultMeta};
 use crate::checkpoint::{Checkpoint, CheckpointFiles};
-use crate::engine::{BackendChoice, Engine};
+use crate::engine::{BackendChoice, Engine, EngineOptions};
 use crate::model::VisionTransformer;
 use crate::preprocess::{preprocess_bytes, DecodeLimits, Preprocessed};
 use crate::teach::{inspect_image, model_stats, ModelStats, Teaching};
@@ -345,7 +345,8 @@ fn inspect(current: &mut Loaded, id: Option<u64>) -> Result<Teaching, String> {
 }
 
 /// The app's automatic choice takes any WebGPU adapter the browser offers (software ones
-/// included: the browser decided to expose it), and the CPU when there is none or it fails.
+/// included: the browser decided to expose it), and the CPU when there is none or it fails;
+/// [`Engine::with_options`] makes that choice, as it does for the command line.
 async fn build_engine(
     checkpoint: &Checkpoint,
     choice: BackendChoice,
@@ -357,24 +358,24 @@ async fn build_engine(
             },
             &[],
         );
-        match Engine::gpu(checkpoint).await {
-            Ok(engine) => {
-                let info = BackendInfo::gpu(engine.adapter());
-                return Ok((engine, info));
-            }
-            Err(e) if choice == BackendChoice::Gpu => {
-                return Err(format!(
-                    "WebGPU is not usable here: {e}. The CPU backend works everywhere."
-                ))
-            }
-            Err(e) => {
-                let engine = Engine::cpu(checkpoint).map_err(|e| e.to_string())?;
-                return Ok((engine, BackendInfo::cpu(Some(e.to_string()))));
-            }
-        }
     }
-    let engine = Engine::cpu(checkpoint).map_err(|e| e.to_string())?;
-    Ok((engine, BackendInfo::cpu(None)))
+    let options = EngineOptions {
+        allow_software_adapter: true,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::with_options(checkpoint, choice, options)
+        .await
+        .map_err(|e| match choice {
+            BackendChoice::Gpu => {
+                format!("WebGPU is not usable here: {e}. The CPU backend works everywhere.")
+            }
+            _ => e.to_string(),
+        })?;
+    let info = match engine.adapter() {
+        Some(adapter) => BackendInfo::gpu(Some(adapter)),
+        None => BackendInfo::cpu(engine.fallback_reason().map(str::to_string)),
+    };
+    Ok((engine, info))
 }
 
 /// Classifies one image and posts the result or the error. Returns the model input when it

@@ -9,6 +9,7 @@ use crate::app::dom::draw_rgba;
 use crate::app::state::{Heatmap, ResultState, TeachState};
 use crate::app::teach_view::{format_shape, format_values};
 use crate::app::view::{MapKind, ViewOptions};
+use crate::teach::TourStage;
 
 /// The tour: the pipeline, the step's picture, and its numbers.
 #[component]
@@ -49,7 +50,7 @@ pub fn TourView() -> impl IntoView {
                     draw_rgba(&c, img.width(), img.height(), img.as_raw());
                 }
             }
-            None if step.key == "pixels" => {
+            None if step.stage == TourStage::Pixels => {
                 draw_rgba(
                     &c,
                     result.crop.width(),
@@ -72,30 +73,24 @@ pub fn TourView() -> impl IntoView {
         let Some(step) = image.steps.get(i).cloned() else {
             return need_image(results).into_any();
         };
-        let picture = match (step.layer, step.key.as_str()) {
+        let picture = match (step.layer, step.stage) {
             (Some(l), _) => format!("Layer {l}: the CLS token's attention (mean of heads)"),
-            (None, "pixels") => "The crop the model sees".to_string(),
+            (None, TourStage::Pixels) => "The crop the model sees".to_string(),
             _ => "The crop and its patch grid".to_string(),
         };
-        let top = (step.key == "probabilities").then(|| result.top.clone());
+        let top = (step.stage == TourStage::Probabilities).then(|| result.top.clone());
+        // The pipeline strip: `None` stands for every step inside an encoder block.
         let pipeline = [
-            ("pixels", "image"),
-            ("patches", "patches"),
-            ("patch_embedding", "linear"),
-            ("embeddings", "+CLS +pos"),
-            ("layer", "L × block"),
-            ("final_norm", "LN"),
-            ("logits", "head"),
-            ("probabilities", "softmax"),
+            (Some(TourStage::Pixels), "image"),
+            (Some(TourStage::Patches), "patches"),
+            (Some(TourStage::PatchEmbedding), "linear"),
+            (Some(TourStage::Embeddings), "+CLS +pos"),
+            (None, "L × block"),
+            (Some(TourStage::FinalNorm), "LN"),
+            (Some(TourStage::Logits), "head"),
+            (Some(TourStage::Probabilities), "softmax"),
         ];
-        let stage_of = |key: &str| {
-            if key.starts_with("layer") {
-                "layer".to_string()
-            } else {
-                key.to_string()
-            }
-        };
-        let here = stage_of(&step.key);
+        let here = step.layer.is_none().then_some(step.stage);
         view! {
             <div class="teach-view" data-testid="view-tour">
                 <ol class="pipeline">
