@@ -12,6 +12,7 @@
 //! - `config`: [`PreprocessConfig`] from `preprocessor_config.json` or a timm
 //!   `pretrained_cfg`, the processor defaults and their constants;
 //! - `decode`: bytes → RGB, with [`DecodeLimits`] checked from the header;
+//! - `resample`: the [`Resample`] filters, by PIL code or timm name;
 //! - `resize`: the Pillow resize port, resize targets and the center crop;
 //! - `normalize`: rescale and normalize into `f32`;
 //! - `error`: [`PreprocessError`], every refusal with what to do about it.
@@ -23,18 +24,20 @@ mod config;
 mod decode;
 mod error;
 mod normalize;
+mod resample;
 mod resize;
 
 use image::RgbImage;
 
 pub use config::{
-    CropOffset, PreprocessConfig, Resample, Resize, DEFAULT_RESCALE_FACTOR, IMAGENET_DEFAULT_MEAN,
+    CropOffset, PreprocessConfig, Resize, DEFAULT_RESCALE_FACTOR, IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, MEAN_STD_RANGE,
     RESCALE_FACTOR_RANGE, TIMM_DEFAULT_CROP_PCT, TIMM_DEFAULT_INPUT_SIZE,
 };
 pub use decode::{decode, DecodeLimits};
 pub use error::{PreprocessError, MAX_OUTPUT_SIDE};
 use normalize::normalize;
+pub use resample::Resample;
 pub use resize::{center_crop, resize_pil, resize_target};
 
 /// One image ready for the model.

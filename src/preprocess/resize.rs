@@ -4,8 +4,9 @@
 
 use image::RgbImage;
 
-use super::config::{CropOffset, Resample, Resize};
+use super::config::{CropOffset, Resize};
 use super::error::{invalid, PreprocessError};
+use super::resample::Resample;
 
 /// Fixed-point precision of Pillow's 8-bit resampler: 32 bits minus 8 for the
 /// value minus 2 for overflow headroom.
