@@ -211,7 +211,7 @@ pub(crate) mod tests {
         let g = Geometry::new(&cfg, 1, 224, 224).expect("valid");
         let short = g.check_pixels(10).expect_err("short");
         assert!(
-            short.to_string().contains("pixel values, got 10"),
+            short.to_string().contains("holds 10 pixel values"),
             "{short}"
         );
         let huge = Geometry::new(&cfg, usize::MAX, 224, 224).expect("shapes only");
