@@ -5,6 +5,8 @@
 #
 #   scripts/fuzz.sh                 every target, FUZZ_SECONDS (default 60) each, one at a time
 #   scripts/fuzz.sh engine protocol only these targets
+#   scripts/fuzz.sh --replay        runs every input under fuzz/regressions/<target>/ once and
+#                                   says which still fail (exit 1 if any does)
 #
 # Environment:
 #   FUZZ_SECONDS   time per target (libFuzzer -max_total_time), default 60
@@ -35,6 +37,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     || cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
+replay=0
+if [ "${1:-}" = "--replay" ]; then
+  replay=1
+  shift
+fi
+
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
@@ -43,6 +51,26 @@ fi
 
 echo "==> building the fuzz targets"
 cargo fuzz build "${BUILD_FLAGS[@]}"
+
+LIMITS=(-timeout="$TIMEOUT" -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$RSS_MB")
+
+if [ "$replay" = 1 ]; then
+  still_failing=0
+  replay_log=$(mktemp)
+  for target in "${targets[@]}"; do
+    for input in fuzz/regressions/"$target"/*; do
+      [ -f "$input" ] || continue
+      if cargo fuzz run "${BUILD_FLAGS[@]}" "$target" "$input" -- "${LIMITS[@]}" >"$replay_log" 2>&1; then
+        echo "ok      $input"
+      else
+        echo "FAILS   $input"
+        grep -E '^(==[0-9]+== ?ERROR|thread .* panicked)' "$replay_log" | head -n 2 | sed 's/^/        /'
+        still_failing=1
+      fi
+    done
+  done
+  exit "$still_failing"
+fi
 
 failed=()
 summary=()
@@ -57,11 +85,7 @@ for target in "${targets[@]}"; do
   start=$(date +%s)
   status=0
   cargo fuzz run "${BUILD_FLAGS[@]}" "$target" "$corpus" -- \
-    -max_total_time="$SECONDS_PER_TARGET" \
-    -timeout="$TIMEOUT" \
-    -rss_limit_mb="$RSS_MB" \
-    -malloc_limit_mb="$RSS_MB" \
-    -print_final_stats=1 >"$log" 2>&1 || status=$?
+    -max_total_time="$SECONDS_PER_TARGET" "${LIMITS[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
   elapsed=$(( $(date +%s) - start ))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
   line="$target: ${execs:-?} executions in ${elapsed}s"
