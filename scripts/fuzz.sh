@@ -80,12 +80,16 @@ for target in "${targets[@]}"; do
   if [ -d "fuzz/seeds/$target" ]; then
     cp -n fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null || true
   fi
+  dict=()
+  if [ -f "fuzz/dicts/$target.dict" ]; then
+    dict=(-dict="fuzz/dicts/$target.dict")
+  fi
   log="fuzz/artifacts/$target/last-run.log"
   echo "==> fuzzing $target for ${SECONDS_PER_TARGET}s"
   start=$(date +%s)
   status=0
   cargo fuzz run "${BUILD_FLAGS[@]}" "$target" "$corpus" -- \
-    -max_total_time="$SECONDS_PER_TARGET" "${LIMITS[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    -max_total_time="$SECONDS_PER_TARGET" "${LIMITS[@]}" "${dict[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
   elapsed=$(( $(date +%s) - start ))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
   line="$target: ${execs:-?} executions in ${elapsed}s"
