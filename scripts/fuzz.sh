@@ -13,7 +13,8 @@
 #   FUZZ_TIMEOUT   seconds one input may take before it counts as a hang, default 20
 #   FUZZ_RSS_MB    memory ceiling (-rss_limit_mb and -malloc_limit_mb), default 2048
 #
-# Seeds (fuzz/seeds/<target>/, committed) are copied into a scratch corpus
+# A target with a dictionary (fuzz/dicts/<target>.dict: the JSON keys its parsers look for)
+# gets it as -dict. Seeds (fuzz/seeds/<target>/, committed) are copied into a scratch corpus
 # (fuzz/corpus/<target>/, not committed) that keeps growing between runs. A crash, an abort,
 # an out-of-memory or a hang stops that target and leaves the input in
 # fuzz/artifacts/<target>/; the script goes on with the other targets and exits 1 at the end.
