@@ -1151,3 +1151,43 @@ fn protocol_unknown_request() {
     let decoded = serde_json::from_str::<Reply>(r#"{"type":"result","id":"NaN"}"#);
     assert!(decoded.is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// Every input the fuzzers found (fuzz/regressions/<target>/), and their seeds, replayed
+// through the same code the fuzz targets run.
+
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod fuzz_cases;
+
+#[test]
+fn fuzz_findings_and_seeds_replay_without_a_crash() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut replayed = 0;
+    for kind in ["regressions", "seeds"] {
+        for target in fuzz_cases::TARGETS {
+            let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else {
+                continue;
+            };
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                let data = std::fs::read(&path).expect("readable input");
+                let what = format!("{target} {}", path.display());
+                LARGEST.with(|largest| largest.set(0));
+                let outcome = catch_unwind(AssertUnwindSafe(|| fuzz_cases::run(target, &data)));
+                let largest = LARGEST.with(std::cell::Cell::get);
+                assert!(matches!(outcome, Ok(true)), "{what}: panicked");
+                assert!(
+                    largest <= MAX_CASE_ALLOCATION,
+                    "{what}: allocated {largest} bytes at once"
+                );
+                replayed += 1;
+            }
+        }
+    }
+    assert!(
+        replayed >= 12,
+        "only {replayed} inputs under fuzz/regressions and fuzz/seeds"
+    );
+}

@@ -164,8 +164,20 @@ impl ResultMeta {
         logits: usize,
         attention: usize,
     ) -> Result<(), String> {
-        let want_crop = self.crop_width as usize * self.crop_height as usize * 3;
-        let want_attention = self.layers * self.heads * self.tokens * self.tokens;
+        let product = |factors: &[usize]| {
+            factors
+                .iter()
+                .try_fold(1usize, |n, &f| n.checked_mul(f))
+                .ok_or_else(|| format!("the sizes {factors:?} of the result overflow"))
+        };
+        if self.layers == 0 || self.heads == 0 || self.tokens == 0 {
+            return Err(format!(
+                "a result of {} layers, {} heads and {} tokens holds no attention",
+                self.layers, self.heads, self.tokens
+            ));
+        }
+        let want_crop = product(&[self.crop_width as usize, self.crop_height as usize, 3])?;
+        let want_attention = product(&[self.layers, self.heads, self.tokens, self.tokens])?;
         if crop != want_crop {
             return Err(format!("crop has {crop} bytes, expected {want_crop}"));
         }
@@ -177,7 +189,8 @@ impl ResultMeta {
                 "attention has {attention} values, expected {want_attention}"
             ));
         }
-        if self.grid_rows * self.grid_cols + self.prefix_tokens != self.tokens {
+        let grid_tokens = product(&[self.grid_rows, self.grid_cols])?;
+        if grid_tokens.checked_add(self.prefix_tokens) != Some(self.tokens) {
             return Err(format!(
                 "a {}×{} grid plus {} prefix tokens is not {} tokens",
                 self.grid_rows, self.grid_cols, self.prefix_tokens, self.tokens

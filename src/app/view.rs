@@ -77,6 +77,7 @@ impl StoredInference {
         meta.check_buffers(crop_rgb.len(), logits.len(), attention.len())?;
         let crop = RgbImage::from_raw(meta.crop_width, meta.crop_height, crop_rgb)
             .ok_or_else(|| "the crop does not match its size".to_string())?;
+        // check_buffers has bounded every product of these sizes.
         let plane = meta.heads * meta.tokens * meta.tokens;
         let attentions = attention
             .chunks_exact(plane.max(1))

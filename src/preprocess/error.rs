@@ -106,6 +106,17 @@ pub enum PreprocessError {
         resized_width: u32,
         resized_height: u32,
     },
+    /// The resize would make more pixels than the resource budget allows.
+    #[error(
+        "the preprocessing resizes to {width}×{height} pixels, more than the {limit} pixels \
+         vit-lens works on {platform}; use a smaller size in preprocessor_config.json"
+    )]
+    OverBudget {
+        width: u32,
+        height: u32,
+        limit: u64,
+        platform: &'static str,
+    },
     /// A config value is out of range or not supported.
     #[error("invalid preprocessing setting `{field}`: {reason}")]
     InvalidConfig {

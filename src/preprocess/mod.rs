@@ -133,6 +133,16 @@ fn resize_and_crop(
                     resized_height: out_h,
                 });
             }
+            let pixels = u64::from(out_w) * u64::from(out_h);
+            let limits = crate::budget::LIMITS;
+            if pixels > limits.max_input_pixels {
+                return Err(PreprocessError::OverBudget {
+                    width: out_w,
+                    height: out_h,
+                    limit: limits.max_input_pixels,
+                    platform: limits.platform,
+                });
+            }
             resize_pil(image, out_w, out_h, resample)?
         }
         None => image.clone(),
