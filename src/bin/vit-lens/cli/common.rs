@@ -9,6 +9,7 @@ use clap::Args;
 
 use vit_lens::checkpoint::{Checkpoint, CheckpointFiles};
 use vit_lens::engine::{BackendChoice, Engine};
+use vit_lens::preprocess::{preprocess_bytes, DecodeLimits};
 
 #[derive(Args)]
 pub struct ModelArgs {
@@ -199,4 +200,30 @@ pub fn image_from_pixels(
             v.round().clamp(0.0, 255.0) as u8
         }))
     })
+}
+
+/// The model input from `--image` (preprocessed as the checkpoint says) or `--pixels`:
+/// (values, height, width), or `None` when neither is given.
+pub fn read_input(
+    checkpoint: &Checkpoint,
+    image: Option<&Path>,
+    pixels: Option<&Path>,
+) -> Result<Option<(Vec<f32>, usize, usize)>> {
+    match (image, pixels) {
+        (Some(path), _) => {
+            let pre = preprocess_bytes(
+                &read(path)?,
+                &checkpoint.preprocess,
+                &DecodeLimits::default(),
+            )
+            .with_context(|| format!("cannot use the image {}", path.display()))?;
+            Ok(Some((
+                pre.pixel_values,
+                pre.height as usize,
+                pre.width as usize,
+            )))
+        }
+        (None, Some(path)) => Ok(Some(read_pixels(path, checkpoint.config.num_channels)?)),
+        (None, None) => Ok(None),
+    }
 }

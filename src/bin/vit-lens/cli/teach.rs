@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use vit_lens::preprocess::{preprocess_bytes, DecodeLimits};
-
-use super::common::{load_checkpoint, read, read_pixels};
+use super::common::{load_checkpoint, read_input};
 
 #[derive(Args)]
 pub struct TeachArgs {
@@ -30,19 +28,7 @@ pub fn run(args: TeachArgs) -> Result<()> {
     let model = vit_lens::model::VisionTransformer::new(&checkpoint, &candle_core::Device::Cpu)
         .context("cannot build the model on the CPU")?;
     let channels = checkpoint.config.num_channels;
-    let input = match (&args.image, &args.pixels) {
-        (Some(path), _) => {
-            let pre = preprocess_bytes(
-                &read(path)?,
-                &checkpoint.preprocess,
-                &DecodeLimits::default(),
-            )
-            .with_context(|| format!("cannot use the image {}", path.display()))?;
-            Some((pre.pixel_values, pre.height as usize, pre.width as usize))
-        }
-        (None, Some(path)) => Some(read_pixels(path, channels)?),
-        (None, None) => None,
-    };
+    let input = read_input(&checkpoint, args.image.as_deref(), args.pixels.as_deref())?;
     let pixels = input
         .map(|(values, h, w)| {
             candle_core::Tensor::from_vec(values, (1, channels, h, w), &candle_core::Device::Cpu)
