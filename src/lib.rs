@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod app;
 pub mod checkpoint;
 pub mod engine;
+pub mod explain;
 pub mod gpu;
 pub mod model;
 pub mod preprocess;
