@@ -10,7 +10,7 @@
 use candle_core::Tensor;
 
 use super::network::{ExplainModel, Trace};
-use super::ops::{layer_norm_backward, matmul, softmax_backward};
+use super::ops::{layer_norm_backward, softmax_backward};
 use super::ExplainError;
 
 /// ∂y_c/∂A_l for one layer: (heads, tokens, tokens) row-major, `data[(h·T + i)·T + j]` is
@@ -75,18 +75,15 @@ impl ExplainModel {
         let mut grads = Vec::with_capacity(self.blocks.len());
         for (layer, (blk, tape)) in self.blocks.iter().zip(&trace.layers).enumerate().rev() {
             // MLP: x ← x + fc2(gelu(fc1(LN2(x)))).
-            let mut d_hidden = blk.fc2.backward(&dx, t)?; // (T, mlp)
-            d_hidden
-                .iter_mut()
-                .zip(&tape.pre_gelu)
-                .for_each(|(g, &u)| *g *= self.gelu.derivative(u));
-            let d_normed2 = blk.fc1.backward(&d_hidden, t)?;
+            let mut d_hidden = blk.fc2.backward(dx.clone(), t)?; // (T, mlp)
+            self.gelu.backward(&mut d_hidden, &tape.pre_gelu);
+            let d_normed2 = blk.fc1.backward(d_hidden, t)?;
             let d_mid =
                 layer_norm_backward(&d_normed2, &tape.normed2, &tape.rstd2, &blk.norm2.gamma);
             dx.iter_mut().zip(&d_mid).for_each(|(a, b)| *a += b);
 
             // Attention: x ← x + proj(concat_h(A_h · V_h)).
-            let d_context = blk.proj.backward(&dx, t)?; // (T, hidden), head-major columns
+            let d_context = blk.proj.backward(dx.clone(), t)?; // (T, hidden), head-major columns
             let mut d_per_head = vec![0.0f32; t * d]; // (heads, T, head_dim)
             for h in 0..heads {
                 for i in 0..t {
@@ -109,8 +106,8 @@ impl ExplainModel {
                     .to_vec1::<f32>()?;
                 // Softmax, then scores = (q/√dh)·kᵀ.
                 let d_scores = softmax_backward(&tape.probs, &d_probs, t);
-                let d_q = matmul(&d_scores, (heads, t, t), &tape.k)?;
                 let d_scores = Tensor::from_vec(d_scores, (heads, t, t), device)?;
+                let d_q = d_scores.matmul(&tape.k)?.flatten_all()?.to_vec1::<f32>()?;
                 let d_k = d_scores
                     .t()?
                     .matmul(&tape.q)?
@@ -129,7 +126,7 @@ impl ExplainModel {
                         row[2 * d + h * dh..][..dh].copy_from_slice(&d_v[src..src + dh]);
                     }
                 }
-                let d_normed1 = blk.qkv.backward(&d_qkv, t)?;
+                let d_normed1 = blk.qkv.backward(d_qkv, t)?;
                 let d_in =
                     layer_norm_backward(&d_normed1, &tape.normed1, &tape.rstd1, &blk.norm1.gamma);
                 dx.iter_mut().zip(&d_in).for_each(|(a, b)| *a += b);

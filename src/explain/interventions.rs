@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::network::{Embedded, ExplainModel, HeadId, Intervention};
+use super::network::{Embedded, ExplainModel};
 use super::ExplainError;
 use crate::analysis::softmax;
 
@@ -17,6 +17,58 @@ pub const DEFAULT_CURVE_STEPS: usize = 16;
 
 /// Seed of the random order every faithfulness comparison includes as a baseline.
 pub const DEFAULT_RANDOM_SEED: u64 = 2021;
+
+/// One attention head: `layer` and `head`, both 0-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct HeadId {
+    pub layer: usize,
+    pub head: usize,
+}
+
+/// What to change in one forward pass: which patches the model sees and which heads are off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Intervention {
+    /// Patch indices (row-major on the patch grid) the model runs on, each with its own
+    /// position embedding; `None` keeps every patch. The prefix tokens are always kept.
+    pub kept_patches: Option<Vec<usize>>,
+    /// Heads whose output (their slice of the attention context) is zeroed before the output
+    /// projection.
+    pub heads_off: Vec<HeadId>,
+}
+
+impl Intervention {
+    /// Every patch but `dropped`.
+    pub fn drop_patches(patches: usize, dropped: &[usize]) -> Self {
+        let mut keep = vec![true; patches];
+        dropped
+            .iter()
+            .filter(|&&p| p < patches)
+            .for_each(|&p| keep[p] = false);
+        Self {
+            kept_patches: Some((0..patches).filter(|&p| keep[p]).collect()),
+            heads_off: Vec::new(),
+        }
+    }
+
+    /// Only `kept` patches (in any order; the model sees them in ascending order).
+    pub fn keep_patches(kept: &[usize]) -> Self {
+        let mut kept = kept.to_vec();
+        kept.sort_unstable();
+        kept.dedup();
+        Self {
+            kept_patches: Some(kept),
+            heads_off: Vec::new(),
+        }
+    }
+
+    /// All patches, `heads` zeroed.
+    pub fn knock_out(heads: &[HeadId]) -> Self {
+        Self {
+            kept_patches: None,
+            heads_off: heads.to_vec(),
+        }
+    }
+}
 
 /// One head's effect on the class score.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -54,6 +106,91 @@ pub struct FaithfulnessCurve {
 }
 
 impl ExplainModel {
+    /// Logits (classes,) for every intervention, run in batches of at most `batch_size`
+    /// passes that see the same number of tokens.
+    pub fn run(
+        &self,
+        embedded: &Embedded,
+        interventions: &[Intervention],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>, ExplainError> {
+        let cfg = &self.config;
+        let (d, layers, heads) = (cfg.hidden_size, cfg.num_layers, cfg.num_heads);
+        let patches = embedded.patches();
+        let prefix = embedded.prefix_tokens;
+        // Token ids each pass runs on.
+        let token_lists = interventions
+            .iter()
+            .map(|iv| {
+                let mut ids: Vec<usize> = (0..prefix).collect();
+                match &iv.kept_patches {
+                    None => ids.extend(prefix..prefix + patches),
+                    Some(kept) => {
+                        for &p in kept {
+                            if p >= patches {
+                                return Err(ExplainError::PatchOutOfRange { patch: p, patches });
+                            }
+                            ids.push(prefix + p);
+                        }
+                    }
+                }
+                for h in &iv.heads_off {
+                    if h.layer >= layers || h.head >= heads {
+                        return Err(ExplainError::HeadOutOfRange {
+                            layer: h.layer,
+                            head: h.head,
+                            layers,
+                            heads,
+                        });
+                    }
+                }
+                Ok(ids)
+            })
+            .collect::<Result<Vec<_>, ExplainError>>()?;
+        // Group passes by token count so each batch is one rectangular tensor.
+        let mut order: Vec<usize> = (0..interventions.len()).collect();
+        order.sort_by_key(|&i| (token_lists[i].len(), i));
+        let mut results = vec![Vec::new(); interventions.len()];
+        let batch_size = batch_size.max(1);
+        let mut start = 0;
+        while start < order.len() {
+            let len = token_lists[order[start]].len();
+            let mut end = start;
+            while end < order.len()
+                && end - start < batch_size
+                && token_lists[order[end]].len() == len
+            {
+                end += 1;
+            }
+            let members = &order[start..end];
+            let mut x = Vec::with_capacity(members.len() * len * d);
+            for &i in members {
+                for &t in &token_lists[i] {
+                    x.extend_from_slice(&embedded.tokens[t * d..(t + 1) * d]);
+                }
+            }
+            let mask = members
+                .iter()
+                .any(|&i| !interventions[i].heads_off.is_empty())
+                .then(|| {
+                    let mut mask = vec![1.0f32; members.len() * layers * heads];
+                    for (b, &i) in members.iter().enumerate() {
+                        for h in &interventions[i].heads_off {
+                            mask[(b * layers + h.layer) * heads + h.head] = 0.0;
+                        }
+                    }
+                    mask
+                });
+            let logits = self.forward(x, members.len(), len, mask.as_deref(), None)?;
+            let classes = cfg.num_classes;
+            for (b, &i) in members.iter().enumerate() {
+                results[i] = logits[b * classes..(b + 1) * classes].to_vec();
+            }
+            start = end;
+        }
+        Ok(results)
+    }
+
     /// Logits (classes,) with `heads` zeroed (all patches kept).
     pub fn knockout(
         &self,

@@ -36,11 +36,11 @@ use crate::checkpoint::Checkpoint;
 pub use backward::AttentionGradient;
 pub use interventions::{
     order_by_map, random_order, step_count, trapezoid, FaithfulnessCurve, HeadEffect, HeadEffects,
-    SplitMix64, DEFAULT_CURVE_STEPS, DEFAULT_RANDOM_SEED,
+    HeadId, Intervention, SplitMix64, DEFAULT_CURVE_STEPS, DEFAULT_RANDOM_SEED,
 };
 pub use lens::LensLayer;
 pub use maps::{chefer, grad_rollout};
-pub use network::{Embedded, ExplainModel, HeadId, Intervention, Trace};
+pub use network::{Embedded, ExplainModel, Trace};
 
 /// Why an explanation could not be computed.
 #[derive(Debug, thiserror::Error)]

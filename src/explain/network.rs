@@ -1,19 +1,18 @@
 //! The ViT / DeiT forward pass that explanations run on: read straight from a [`Checkpoint`],
-//! batched, with two interventions built in — dropping patch tokens (the rest keep their own
-//! position embeddings) and zeroing chosen heads' outputs before the attention output
-//! projection — and, for one image, a tape of the activations the backward pass needs.
+//! batched over sequences of any subset of an image's tokens (each keeps its own position
+//! embedding), with a per-head gain on the attention context before the output projection
+//! (0 knocks a head out), and, for one image, a tape of the activations the backward pass
+//! needs.
 //!
 //! It computes what transformers' `ViTForImageClassification` / `DeiTForImageClassification*`
 //! and timm's `VisionTransformer[Distilled]` compute in eval mode (pre-norm blocks, exact or
 //! tanh GELU, logits from CLS — averaged with the distillation head's for distilled DeiT), at
 //! the checkpoint's native resolution.
 
-use candle_core::{Device, Tensor};
-use serde::Serialize;
-
 use super::ops::{layer_norm, matmul, softmax_rows, Gelu};
 use super::ExplainError;
 use crate::checkpoint::{Activation, Checkpoint, Classifier, Linear, ModelConfig, Norm};
+use candle_core::{Device, Tensor};
 
 /// A linear layer `y = x·Wᵀ + b`: `weight` (out, in) as PyTorch stores it, `bias` (out,).
 #[derive(Clone, Debug)]
@@ -51,7 +50,7 @@ impl Dense {
     }
 
     /// x (rows, in) → x·Wᵀ + b (rows, out).
-    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, ExplainError> {
+    pub fn forward(&self, x: Vec<f32>, rows: usize) -> Result<Vec<f32>, ExplainError> {
         let mut y = matmul(x, (1, rows, self.inp), &self.weight.t()?)?;
         if let Some(bias) = &self.bias {
             for row in y.chunks_exact_mut(self.out) {
@@ -62,7 +61,7 @@ impl Dense {
     }
 
     /// The gradient to the input: dy (rows, out) → dy·W (rows, in).
-    pub fn backward(&self, dy: &[f32], rows: usize) -> Result<Vec<f32>, ExplainError> {
+    pub fn backward(&self, dy: Vec<f32>, rows: usize) -> Result<Vec<f32>, ExplainError> {
         matmul(dy, (1, rows, self.out), &self.weight)
     }
 
@@ -98,58 +97,6 @@ pub(super) struct Block {
     pub norm2: Affine,
     pub fc1: Dense,
     pub fc2: Dense,
-}
-
-/// One attention head: `layer` and `head`, both 0-based.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct HeadId {
-    pub layer: usize,
-    pub head: usize,
-}
-
-/// What to change in one forward pass: which patches the model sees and which heads are off.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Intervention {
-    /// Patch indices (row-major on the patch grid) the model runs on, each with its own
-    /// position embedding; `None` keeps every patch. The prefix tokens are always kept.
-    pub kept_patches: Option<Vec<usize>>,
-    /// Heads whose output (their slice of the attention context) is zeroed before the output
-    /// projection.
-    pub heads_off: Vec<HeadId>,
-}
-
-impl Intervention {
-    /// Every patch but `dropped`.
-    pub fn drop_patches(patches: usize, dropped: &[usize]) -> Self {
-        let mut keep = vec![true; patches];
-        dropped
-            .iter()
-            .filter(|&&p| p < patches)
-            .for_each(|&p| keep[p] = false);
-        Self {
-            kept_patches: Some((0..patches).filter(|&p| keep[p]).collect()),
-            heads_off: Vec::new(),
-        }
-    }
-
-    /// Only `kept` patches (in any order; the model sees them in ascending order).
-    pub fn keep_patches(kept: &[usize]) -> Self {
-        let mut kept = kept.to_vec();
-        kept.sort_unstable();
-        kept.dedup();
-        Self {
-            kept_patches: Some(kept),
-            heads_off: Vec::new(),
-        }
-    }
-
-    /// All patches, `heads` zeroed.
-    pub fn knock_out(heads: &[HeadId]) -> Self {
-        Self {
-            kept_patches: None,
-            heads_off: heads.to_vec(),
-        }
-    }
 }
 
 /// The tokens of one image before the encoder: prefix token(s) and patch embeddings, each
@@ -357,7 +304,7 @@ impl ExplainModel {
                 }
             }
         }
-        let patch_tokens = self.patch_embed.forward(&patches, n)?;
+        let patch_tokens = self.patch_embed.forward(patches, n)?;
         let mut tokens = self.prefix.clone();
         tokens.extend_from_slice(&patch_tokens);
         if tokens.len() != self.pos_embed.len() {
@@ -402,95 +349,10 @@ impl ExplainModel {
         })
     }
 
-    /// Logits (classes,) for every intervention, run in batches of at most `batch_size`
-    /// passes that see the same number of tokens.
-    pub fn run(
-        &self,
-        embedded: &Embedded,
-        interventions: &[Intervention],
-        batch_size: usize,
-    ) -> Result<Vec<Vec<f32>>, ExplainError> {
-        let cfg = &self.config;
-        let (d, layers, heads) = (cfg.hidden_size, cfg.num_layers, cfg.num_heads);
-        let patches = embedded.patches();
-        let prefix = embedded.prefix_tokens;
-        // Token ids each pass runs on.
-        let token_lists = interventions
-            .iter()
-            .map(|iv| {
-                let mut ids: Vec<usize> = (0..prefix).collect();
-                match &iv.kept_patches {
-                    None => ids.extend(prefix..prefix + patches),
-                    Some(kept) => {
-                        for &p in kept {
-                            if p >= patches {
-                                return Err(ExplainError::PatchOutOfRange { patch: p, patches });
-                            }
-                            ids.push(prefix + p);
-                        }
-                    }
-                }
-                for h in &iv.heads_off {
-                    if h.layer >= layers || h.head >= heads {
-                        return Err(ExplainError::HeadOutOfRange {
-                            layer: h.layer,
-                            head: h.head,
-                            layers,
-                            heads,
-                        });
-                    }
-                }
-                Ok(ids)
-            })
-            .collect::<Result<Vec<_>, ExplainError>>()?;
-        // Group passes by token count so each batch is one rectangular tensor.
-        let mut order: Vec<usize> = (0..interventions.len()).collect();
-        order.sort_by_key(|&i| (token_lists[i].len(), i));
-        let mut results = vec![Vec::new(); interventions.len()];
-        let batch_size = batch_size.max(1);
-        let mut start = 0;
-        while start < order.len() {
-            let len = token_lists[order[start]].len();
-            let mut end = start;
-            while end < order.len()
-                && end - start < batch_size
-                && token_lists[order[end]].len() == len
-            {
-                end += 1;
-            }
-            let members = &order[start..end];
-            let mut x = Vec::with_capacity(members.len() * len * d);
-            for &i in members {
-                for &t in &token_lists[i] {
-                    x.extend_from_slice(&embedded.tokens[t * d..(t + 1) * d]);
-                }
-            }
-            let mask = members
-                .iter()
-                .any(|&i| !interventions[i].heads_off.is_empty())
-                .then(|| {
-                    let mut mask = vec![1.0f32; members.len() * layers * heads];
-                    for (b, &i) in members.iter().enumerate() {
-                        for h in &interventions[i].heads_off {
-                            mask[(b * layers + h.layer) * heads + h.head] = 0.0;
-                        }
-                    }
-                    mask
-                });
-            let logits = self.forward(x, members.len(), len, mask.as_deref(), None)?;
-            let classes = cfg.num_classes;
-            for (b, &i) in members.iter().enumerate() {
-                results[i] = logits[b * classes..(b + 1) * classes].to_vec();
-            }
-            start = end;
-        }
-        Ok(results)
-    }
-
     /// The encoder and classifier on `x` (batch, tokens, hidden), prefix tokens first in each
     /// sequence. `head_mask` (batch, layers, heads) scales each head's context (0 = off).
     /// Returns logits (batch, classes).
-    fn forward(
+    pub(super) fn forward(
         &self,
         mut x: Vec<f32>,
         batch: usize,
@@ -517,7 +379,7 @@ impl ExplainModel {
                 self.eps,
                 keep,
             );
-            let qkv = blk.qkv.forward(&n1, rows)?; // (rows, 3·hidden)
+            let qkv = blk.qkv.forward(n1, rows)?; // (rows, 3·hidden)
             let mut q = vec![0.0f32; rows * d];
             let mut k = vec![0.0f32; rows * d];
             let mut v = vec![0.0f32; rows * d];
@@ -543,7 +405,8 @@ impl ExplainModel {
             let v = Tensor::from_vec(v, dims, &self.device)?;
             let mut probs = q.matmul(&k.t()?)?.flatten_all()?.to_vec1::<f32>()?;
             softmax_rows(&mut probs, tokens);
-            let per_head = matmul(&probs, (batch * heads, tokens, tokens), &v)?; // (B·H, T, dh)
+            let probs = Tensor::from_vec(probs, (batch * heads, tokens, tokens), &self.device)?;
+            let per_head = probs.matmul(&v)?.flatten_all()?.to_vec1::<f32>()?; // (B·H, T, dh)
             let mut context = vec![0.0f32; rows * d];
             for b in 0..batch {
                 for h in 0..heads {
@@ -560,7 +423,7 @@ impl ExplainModel {
                     }
                 }
             }
-            let attended = blk.proj.forward(&context, rows)?;
+            let attended = blk.proj.forward(context, rows)?;
             x.iter_mut().zip(&attended).for_each(|(a, b)| *a += b);
 
             let mut n2 = x.clone();
@@ -572,10 +435,10 @@ impl ExplainModel {
                 self.eps,
                 keep,
             );
-            let mut hidden = blk.fc1.forward(&n2, rows)?;
+            let mut hidden = blk.fc1.forward(n2, rows)?;
             let pre_gelu = keep.then(|| hidden.clone());
-            hidden.iter_mut().for_each(|u| *u = self.gelu.value(*u));
-            let out = blk.fc2.forward(&hidden, rows)?;
+            self.gelu.apply(&mut hidden);
+            let out = blk.fc2.forward(hidden, rows)?;
             x.iter_mut().zip(&out).for_each(|(a, b)| *a += b);
 
             if let Some(tape) = tape.as_deref_mut() {
@@ -584,6 +447,7 @@ impl ExplainModel {
                         (Some(a), Some(b), Some(c)) => (a, b, c),
                         _ => return Err(ExplainError::Model("activations not kept".into())),
                     };
+                let probs = probs.flatten_all()?.to_vec1::<f32>()?;
                 tape.layers.push(LayerTape {
                     normed1,
                     rstd1,
@@ -631,10 +495,10 @@ impl ExplainModel {
         );
         let row = |b: usize, t: usize| &prefix_rows[(b * prefix + t) * d..][..d];
         let cls: Vec<f32> = (0..batch).flat_map(|b| row(b, 0).to_vec()).collect();
-        let mut logits = self.head.forward(&cls, batch)?;
+        let mut logits = self.head.forward(cls, batch)?;
         if let Some(head_dist) = &self.head_dist {
             let dist: Vec<f32> = (0..batch).flat_map(|b| row(b, 1).to_vec()).collect();
-            let second = head_dist.forward(&dist, batch)?;
+            let second = head_dist.forward(dist, batch)?;
             logits
                 .iter_mut()
                 .zip(&second)
@@ -645,7 +509,7 @@ impl ExplainModel {
 }
 
 /// What a traced forward pass records.
-struct Tape {
+pub(super) struct Tape {
     layers: Vec<LayerTape>,
     prefix_hidden: Vec<Vec<f32>>,
     final_norm: Option<(Vec<f32>, Vec<f32>)>,

@@ -12,11 +12,11 @@ use super::ExplainError;
 /// `a · b` for row-major `a` (batch, m, k) and a candle tensor `b` that is either (k, n)
 /// (shared by every batch) or (batch, k, n). Returns (batch, m, n) row-major.
 pub(super) fn matmul(
-    a: &[f32],
+    a: Vec<f32>,
     (batch, m, k): (usize, usize, usize),
     b: &Tensor,
 ) -> Result<Vec<f32>, ExplainError> {
-    let lhs = Tensor::from_slice(a, (batch, m, k), b.device())?;
+    let lhs = Tensor::from_vec(a, (batch, m, k), b.device())?;
     let out = if b.rank() == 2 {
         // A shared rhs: fold the batch into the rows, one GEMM.
         lhs.reshape((batch * m, k))?.matmul(b)?
@@ -24,6 +24,101 @@ pub(super) fn matmul(
         lhs.matmul(b)?
     };
     Ok(out.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Lanes of the partial sums below: eight independent accumulators let the compiler use
+/// SIMD registers (f32 addition is not associative, so a single running sum stays scalar).
+const LANES: usize = 8;
+
+/// Σ xs, in `LANES` partial sums.
+#[inline]
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// Σ a·b, in `LANES` partial sums.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((s, u), v) in acc.iter_mut().zip(x).zip(y) {
+            *s += u * v;
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(u, v)| u * v)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// max xs (−∞ for an empty slice), in `LANES` partial maxima.
+#[inline]
+fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&acc)
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// e^x without branches, so loops over it vectorize: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
+/// e^r by its Taylor polynomial to degree 7 (relative error < 1e-8 before rounding),
+/// 2^n put straight into the exponent bits. Inputs are clamped to [−87, 88]: below, the
+/// result is ≈ 1.6e−38 instead of 0; above, the caller has a bug (softmax and GELU never go
+/// there).
+#[inline]
+pub(super) fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+/// erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.26
+/// (|error| ≤ 1.5e−7 in exact arithmetic, ≤ 3.5e−7 evaluated in f32), without branches.
+#[inline]
+pub(super) fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_8,
+        -1.453_152,
+        1.061_405_4,
+    ];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    (1.0 - poly * exp(-ax * ax)).copysign(x)
 }
 
 /// LayerNorm over the last dimension, in place on `(rows, width)` `x`, with affine `gamma`,
@@ -40,12 +135,10 @@ pub(super) fn layer_norm(
     let rows = x.len() / width;
     let mut saved = keep.then(|| (Vec::with_capacity(x.len()), Vec::with_capacity(rows)));
     for row in x.chunks_exact_mut(width) {
-        let mean = row.iter().sum::<f32>() / width as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-        let rstd = 1.0 / (var + eps).sqrt();
-        for v in row.iter_mut() {
-            *v = (*v - mean) * rstd;
-        }
+        let mean = sum(row) / width as f32;
+        row.iter_mut().for_each(|v| *v -= mean);
+        let rstd = 1.0 / (dot(row, row) / width as f32 + eps).sqrt();
+        row.iter_mut().for_each(|v| *v *= rstd);
         if let Some((normed, rstds)) = saved.as_mut() {
             normed.extend_from_slice(row);
             rstds.push(rstd);
@@ -74,14 +167,14 @@ pub(super) fn layer_norm_backward(
         .zip(normed.chunks_exact(width))
         .zip(rstd)
     {
-        let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-        for ((&d, &g), &xh) in dy_row.iter().zip(gamma).zip(x_row) {
-            sum_g += d * g;
-            sum_gx += d * g * xh;
+        // dx_row holds g = dy ⊙ gamma first.
+        for ((o, &d), &g) in dx_row.iter_mut().zip(dy_row).zip(gamma) {
+            *o = d * g;
         }
-        let (mean_g, mean_gx) = (sum_g / width as f32, sum_gx / width as f32);
-        for (((o, &d), &g), &xh) in dx_row.iter_mut().zip(dy_row).zip(gamma).zip(x_row) {
-            *o = r * (d * g - mean_g - xh * mean_gx);
+        let mean_g = sum(dx_row) / width as f32;
+        let mean_gx = dot(dx_row, x_row) / width as f32;
+        for (o, &xh) in dx_row.iter_mut().zip(x_row) {
+            *o = r * (*o - mean_g - xh * mean_gx);
         }
     }
     dx
@@ -101,31 +194,51 @@ const TANH_CUBIC: f32 = 0.044_715;
 /// 1/√(2π), the standard normal density at 0.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
+/// tanh(x) = 1 − 2/(e^{2x} + 1), through the branch-free [`exp`].
+#[inline]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x.clamp(-20.0, 20.0)) + 1.0)
+}
+
 impl Gelu {
+    #[inline]
     pub(super) fn value(self, x: f32) -> f32 {
         match self {
-            Gelu::Erf => {
-                0.5 * x
-                    * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
-            }
-            Gelu::Tanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x)).tanh()),
+            Gelu::Erf => 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Gelu::Tanh => 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x))),
         }
     }
 
     /// d gelu / dx.
+    #[inline]
     pub(super) fn derivative(self, x: f32) -> f32 {
         match self {
             Gelu::Erf => {
-                let cdf = 0.5
-                    * (1.0 + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-                cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+                let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x)
             }
             Gelu::Tanh => {
-                let inner = SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x);
-                let t = inner.tanh();
+                let t = tanh(SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x));
                 0.5 * (1.0 + t)
                     + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_CUBIC * x * x)
             }
+        }
+    }
+
+    /// gelu(x) for every value, in place.
+    pub(super) fn apply(self, xs: &mut [f32]) {
+        match self {
+            Gelu::Erf => xs.iter_mut().for_each(|v| *v = Gelu::Erf.value(*v)),
+            Gelu::Tanh => xs.iter_mut().for_each(|v| *v = Gelu::Tanh.value(*v)),
+        }
+    }
+
+    /// grads ⊙ gelu′(pre), in place on `grads`.
+    pub(super) fn backward(self, grads: &mut [f32], pre: &[f32]) {
+        let pairs = grads.iter_mut().zip(pre);
+        match self {
+            Gelu::Erf => pairs.for_each(|(g, &u)| *g *= Gelu::Erf.derivative(u)),
+            Gelu::Tanh => pairs.for_each(|(g, &u)| *g *= Gelu::Tanh.derivative(u)),
         }
     }
 }
@@ -133,13 +246,9 @@ impl Gelu {
 /// Softmax of every `width`-long row of `x`, in place (maximum subtracted first).
 pub(super) fn softmax_rows(x: &mut [f32], width: usize) {
     for row in x.chunks_exact_mut(width) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
+        let m = max(row);
+        row.iter_mut().for_each(|v| *v = exp(*v - m));
+        let inv = 1.0 / sum(row);
         row.iter_mut().for_each(|v| *v *= inv);
     }
 }
@@ -153,9 +262,9 @@ pub(super) fn softmax_backward(p: &[f32], dp: &[f32], width: usize) -> Vec<f32> 
         .zip(p.chunks_exact(width))
         .zip(dp.chunks_exact(width))
     {
-        let dot: f32 = p_row.iter().zip(dp_row).map(|(a, b)| a * b).sum();
+        let d = dot(p_row, dp_row);
         for ((o, &pv), &dv) in ds_row.iter_mut().zip(p_row).zip(dp_row) {
-            *o = pv * (dv - dot);
+            *o = pv * (dv - d);
         }
     }
     ds
@@ -182,6 +291,28 @@ mod tests {
         }
         // Φ(1) = 0.841344746…
         assert!((Gelu::Erf.value(1.0) - 0.841_344_7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn fast_exp_and_erf_are_accurate() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_erf = 0.0f64;
+        for i in -8000..=8000 {
+            let x = i as f32 * 0.01;
+            let e = f64::from(x).exp();
+            worst_exp = worst_exp.max((f64::from(exp(x)) - e).abs() / e);
+            let reference = candle_core::cpu::erf::erf_f64(f64::from(x));
+            worst_erf = worst_erf.max((f64::from(erf(x)) - reference).abs());
+        }
+        assert!(worst_exp < 3e-7, "exp relative error {worst_exp:e}");
+        assert!(worst_erf < 5e-7, "erf error {worst_erf:e}");
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-1000.0) < 1e-37);
+        assert_eq!(
+            max(&[1.0, 5.0, -2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 4.0, 7.5]),
+            7.5
+        );
+        assert_eq!(sum(&[1.0; 11]), 11.0);
     }
 
     #[test]
