@@ -83,7 +83,7 @@ pub struct HeadEffect {
 /// Every head's single-head knockout effect.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HeadEffects {
-    /// [layer][head] effect, as in [`HeadEffect::effect`].
+    /// `[layer][head]` effect, as in [`HeadEffect::effect`].
     pub effects: Vec<Vec<f32>>,
     /// Every head, the largest effect first (ties: lower layer, then lower head first).
     pub ranking: Vec<HeadEffect>,
@@ -203,7 +203,7 @@ impl ExplainModel {
             .ok_or_else(|| ExplainError::Model("no logits came back".into()))
     }
 
-    /// occlusion[i] = p_c(all patches) − p_c(patch i dropped), softmax probabilities, for
+    /// `occlusion[i]` = p_c(all patches) − p_c(patch i dropped), softmax probabilities, for
     /// every patch (N values), `batch_size` passes at a time.
     pub fn occlusion(
         &self,

@@ -2,9 +2,10 @@
 //! every layer: the map "up to layer l" is the CLS row of the layer-l product over the patch
 //! columns, `N = tokens − prefix_tokens` values.
 //!
-//! * [`chefer`] — Chefer, Gur & Wolf, "Transformer Interpretability Beyond Attention
-//!   Visualization" (CVPR 2021) and its gradient-weighted attention rule: with
-//!   Ā_l = mean over heads of max(0, ∂y_c/∂A_l ⊙ A_l), R₀ = I and R_l = R_(l−1) + Ā_l·R_(l−1).
+//! * [`chefer`] — Chefer, Gur & Wolf, "Generic Attention-model Explainability for
+//!   Interpreting Bi-Modal and Encoder-Decoder Transformers" (ICCV 2021), the self-attention
+//!   rule: with Ā_l = mean over heads of max(0, ∂y_c/∂A_l ⊙ A_l), R₀ = I and
+//!   R_l = R_(l−1) + Ā_l·R_(l−1).
 //! * [`grad_rollout`] — gradient-weighted attention rollout: W_l = max(0, mean over heads of
 //!   ∂y_c/∂A_l ⊙ A_l), then the plain rollout of [`crate::analysis::rollout`] on the W_l
 //!   (discard the smallest, (W + I)/2, rows renormalized, multiplied through the layers).

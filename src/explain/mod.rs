@@ -7,7 +7,7 @@
 //! * **Gradients** — ∂y_c/∂A_l, the class score's derivative by every layer's attention
 //!   probabilities ([`ExplainModel::attention_gradients`]); y_c is the logit before softmax,
 //!   for a distilled DeiT the mean of the two heads' logits, as at inference.
-//! * **Class-specific maps**, per layer: [`chefer`] (Chefer, Gur & Wolf 2021) and
+//! * **Class-specific maps**, per layer: [`chefer`] (Chefer, Gur & Wolf, ICCV 2021) and
 //!   [`grad_rollout`]; the class-agnostic attention rollout comes from
 //!   [`crate::analysis::rollout`].
 //! * **Logit lens** ([`ExplainModel::logit_lens`]): the classifier read after every layer.
@@ -124,15 +124,15 @@ pub struct Explanation {
     /// (rows, cols) of patches; maps are row-major over it.
     pub patch_grid: (usize, usize),
     pub prefix_tokens: usize,
-    /// Attention rollout up to each layer, [L][N] (class-agnostic).
+    /// Attention rollout up to each layer, `[L][N]` (class-agnostic).
     pub rollout: Vec<Vec<f32>>,
-    /// Chefer et al.'s relevance up to each layer, [L][N].
+    /// Chefer et al.'s relevance up to each layer, `[L][N]`.
     pub chefer: Vec<Vec<f32>>,
-    /// Gradient rollout up to each layer, [L][N].
+    /// Gradient rollout up to each layer, `[L][N]`.
     pub grad_rollout: Vec<Vec<f32>>,
-    /// The classifier read after each layer, [L].
+    /// The classifier read after each layer, `[L]`.
     pub logit_lens: Vec<LensLayer>,
-    /// p_c(full) − p_c(patch i dropped), [N].
+    /// p_c(full) − p_c(patch i dropped), `[N]`.
     pub occlusion: Option<Vec<f32>>,
     pub head_effects: Option<HeadEffects>,
     /// One curve pair per order: rollout, chefer, grad_rollout, occlusion (when computed),
