@@ -19,6 +19,7 @@ pub mod app;
 pub mod budget;
 pub mod checkpoint;
 pub mod engine;
+pub mod explain;
 pub mod geometry;
 pub mod gpu;
 mod json;

@@ -552,3 +552,71 @@ fn auto_backend_explains_its_choice() {
         other => panic!("unknown backend {other}"),
     }
 }
+
+/// `vit-lens explain --json` against PyTorch autograd (tests/fixtures/explain, made by
+/// tests/fixtures/make_explain_reference.py): the Chefer maps of every layer within 1e-3 of
+/// the row maximum and the occlusion map within 2e-4, for the lower-ranked reference class.
+#[test]
+fn explain_prints_the_maps_pytorch_computes() {
+    let scratch = ScratchDir::new("cli-explain");
+    let name = "tiny_vit_hf";
+    let pixels = reference_pixels(&scratch, name);
+    let bytes = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/explain/tiny_vit_hf.safetensors"),
+    )
+    .unwrap();
+    let want = vit_lens::checkpoint::read_safetensors(&bytes)
+        .unwrap()
+        .tensors;
+    let class = want["classes"].data[1] as usize;
+    let model = fixture_dir(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
+        .args(["explain", "--model", model.to_str().unwrap()])
+        .args(["--pixels", pixels.to_str().unwrap()])
+        .args(["--class", &class.to_string(), "--json"])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("vit-lens runs");
+    let json = stdout_json(&out);
+    assert_eq!(json["class"], class);
+    let chefer = json["maps"]["chefer"].as_array().unwrap();
+    assert_eq!(chefer.len(), 2, "one map per layer");
+    // chefer.{r}: (layers, patches) for the r-th reference class.
+    let reference = &want["chefer.1"];
+    let patches = reference.shape[1];
+    for (layer, map) in chefer.iter().enumerate() {
+        let row = &reference.data[layer * patches..(layer + 1) * patches];
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(
+            &format!("chefer layer {layer}"),
+            &as_f32(map),
+            row,
+            1e-3 * max,
+        );
+    }
+    let occlusion = &want["occlusion.1"].data;
+    assert_close("occlusion", &as_f32(&json["occlusion"]), occlusion, 2e-4);
+    for method in ["rollout", "chefer", "grad_rollout", "occlusion", "random"] {
+        let curve = &json["faithfulness"][method];
+        assert_eq!(curve["deletion"].as_array().unwrap().len(), 17, "{method}");
+        assert!(curve["insertion_auc"].as_f64().is_some(), "{method}");
+    }
+    let lens = json["logit_lens"].as_array().unwrap();
+    assert_eq!(lens.len(), 2);
+    assert_eq!(lens[0].as_array().unwrap().len(), 5);
+
+    // A class the model does not have: one error line, exit code 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
+        .args(["explain", "--model", model.to_str().unwrap()])
+        .args(["--pixels", pixels.to_str().unwrap(), "--class", "99"])
+        .output()
+        .expect("vit-lens runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error:") && stderr.contains("99"),
+        "{stderr}"
+    );
+}

@@ -9,6 +9,7 @@ mod bench;
 mod classify;
 mod common;
 mod eval;
+mod explain;
 mod teach;
 
 use common::{ensure_runtime_dir, keep_freed_memory};
@@ -36,6 +37,10 @@ enum Command {
     /// components of the patch-embedding filters, position-embedding similarity and, with an
     /// image, every step of the forward pass and each head's mean attention distance.
     Teach(teach::TeachArgs),
+    /// Explain one class for one image, as JSON or a summary: class-specific maps (Chefer et
+    /// al., gradient rollout) and rollout for every layer, the logit lens, the occlusion map,
+    /// head knockout effects and deletion/insertion curves.
+    Explain(explain::ExplainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -47,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Teach(args) => teach::run(args),
+        Command::Explain(args) => explain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
