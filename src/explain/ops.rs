@@ -8,6 +8,7 @@
 use candle_core::Tensor;
 
 use super::ExplainError;
+use crate::model::simd::{erf, exp};
 
 /// `a · b` for row-major `a` (batch, m, k) and a candle tensor `b` that is either (k, n)
 /// (shared by every batch) or (batch, k, n). Returns (batch, m, n) row-major.
@@ -78,51 +79,6 @@ fn max(xs: &[f32]) -> f32 {
         .iter()
         .chain(&acc)
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
-}
-
-/// e^x without branches, so loops over it vectorize: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
-/// e^r by its Taylor polynomial to degree 7 (relative error < 1e-8 before rounding),
-/// 2^n put straight into the exponent bits. Inputs are clamped to [−87, 88]: below, the
-/// result is ≈ 1.6e−38 instead of 0; above, the caller has a bug (softmax and GELU never go
-/// there).
-#[inline]
-pub(super) fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    // The integer n sits in the low mantissa bits of `shifted`: read it with integer
-    // arithmetic (a float-to-int cast saturates, which keeps the loop scalar).
-    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
-    p * scale
-}
-
-/// erf(x) by Abramowitz & Stegun, Handbook of Mathematical Functions, 7.1.26
-/// (|error| ≤ 1.5e−7 in exact arithmetic, ≤ 3.5e−7 evaluated in f32), without branches.
-#[inline]
-pub(super) fn erf(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [
-        0.254_829_6,
-        -0.284_496_74,
-        1.421_413_8,
-        -1.453_152,
-        1.061_405_4,
-    ];
-    let ax = x.abs();
-    let t = 1.0 / (1.0 + P * ax);
-    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    (1.0 - poly * exp(-ax * ax)).copysign(x)
 }
 
 /// LayerNorm over the last dimension, in place on `(rows, width)` `x`, with affine `gamma`,
@@ -298,20 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn fast_exp_and_erf_are_accurate() {
-        let mut worst_exp = 0.0f64;
-        let mut worst_erf = 0.0f64;
-        for i in -8000..=8000 {
-            let x = i as f32 * 0.01;
-            let e = f64::from(x).exp();
-            worst_exp = worst_exp.max((f64::from(exp(x)) - e).abs() / e);
-            let reference = candle_core::cpu::erf::erf_f64(f64::from(x));
-            worst_erf = worst_erf.max((f64::from(erf(x)) - reference).abs());
-        }
-        assert!(worst_exp < 3e-7, "exp relative error {worst_exp:e}");
-        assert!(worst_erf < 5e-7, "erf error {worst_erf:e}");
-        assert_eq!(exp(0.0), 1.0);
-        assert!(exp(-1000.0) < 1e-37);
+    fn lane_wise_max_and_sum() {
         assert_eq!(
             max(&[1.0, 5.0, -2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 4.0, 7.5]),
             7.5

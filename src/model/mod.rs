@@ -13,7 +13,7 @@
 mod attention;
 mod gemm;
 mod ops;
-mod simd;
+pub(crate) mod simd;
 mod vit;
 
 pub use crate::geometry::resize_position_grid;

@@ -13,24 +13,15 @@ use vit_lens::render::{encode_png, overlay, Colormap};
 
 use super::common::{
     backend_line, build_engine, configure_threads, image_from_pixels, load_checkpoint, ms_since,
-    read, read_pixels, write_pixels, ModelArgs,
+    read, read_pixels, write_pixels, InputArgs, ModelArgs,
 };
 
 #[derive(Args)]
 pub struct ClassifyArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// An image file (PNG, JPEG, WebP, GIF), preprocessed as the checkpoint says.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "pixels",
-        required_unless_present = "pixels"
-    )]
-    pub image: Option<PathBuf>,
-    /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
-    #[arg(long, value_name = "FILE")]
-    pub pixels: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// How many classes to list.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
@@ -81,7 +72,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     let channels = checkpoint.config.num_channels;
 
     let t0 = Instant::now();
-    let (pixels, height, width, crop) = match (&args.image, &args.pixels) {
+    let (pixels, height, width, crop) = match (&args.input.image, &args.input.pixels) {
         (Some(path), _) => {
             let bytes = read(path)?;
             let Preprocessed {

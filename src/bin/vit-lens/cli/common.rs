@@ -202,6 +202,22 @@ pub fn image_from_pixels(
     })
 }
 
+/// The image to run: a file, or the model input itself.
+#[derive(Args)]
+pub struct InputArgs {
+    /// An image file (PNG, JPEG, WebP, GIF), preprocessed as the checkpoint says.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "pixels",
+        required_unless_present = "pixels"
+    )]
+    pub image: Option<PathBuf>,
+    /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
+    #[arg(long, value_name = "FILE")]
+    pub pixels: Option<PathBuf>,
+}
+
 /// The model input from `--image` (preprocessed as the checkpoint says) or `--pixels`:
 /// (values, height, width), or `None` when neither is given.
 pub fn read_input(

@@ -10,24 +10,15 @@ use serde_json::{json, Value};
 
 use vit_lens::explain::{explain, ExplainOptions, Explanation};
 
-use super::common::{load_checkpoint, read_input};
+use super::common::{load_checkpoint, read_input, InputArgs};
 
 #[derive(Args)]
 pub struct ExplainArgs {
     /// Checkpoint directory [default: the built-in shapes model].
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// An image file (PNG, JPEG, WebP, GIF), preprocessed as the checkpoint says.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "pixels",
-        required_unless_present = "pixels"
-    )]
-    pub image: Option<PathBuf>,
-    /// Model input as a safetensors file with one f32 tensor `pixel_values` of shape [1,3,H,W].
-    #[arg(long, value_name = "FILE")]
-    pub pixels: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// The class to explain, by index [default: the model's top-1].
     #[arg(long, value_name = "K")]
     pub class: Option<usize>,
@@ -52,9 +43,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         );
     }
     let checkpoint = load_checkpoint(args.model.as_deref())?;
-    let (values, height, width) =
-        read_input(&checkpoint, args.image.as_deref(), args.pixels.as_deref())?
-            .context("give an image with --image or model input with --pixels")?;
+    let (values, height, width) = read_input(
+        &checkpoint,
+        args.input.image.as_deref(),
+        args.input.pixels.as_deref(),
+    )?
+    .context("give an image with --image or model input with --pixels")?;
     let channels = checkpoint.config.num_channels;
     let pixels = candle_core::Tensor::from_vec(
         values,
