@@ -574,6 +574,18 @@ test("hostile: crafted checkpoints, oversize and broken downloads, bad reference
     const crash = await expectError("test/huge-image", /image_size|2147483647|crashed|stopped/i);
     console.log(`    (the worker ${/crashed|stopped/.test(crash) ? "crashed and was restarted" : "refused it"})`);
     await waitReady(page);
+    // The worker dies as a wasm trap or an out-of-memory abort kills it (an uncaught error in
+    // the worker): the page starts a new one with the model it had and keeps the result.
+    const dying = page.workers().at(-1);
+    await dying.evaluate(() => {
+      setTimeout(() => {
+        throw new WebAssembly.RuntimeError("unreachable");
+      }, 0);
+    });
+    const died = await expectError("a dead worker", /stopped.*restarted with the built-in model; the previous result stays/);
+    await waitReady(page);
+    assert.equal(page.workers().length, 1, "one worker runs after the restart");
+    assert.match(died, /unreachable/);
     // A model on another host waits for a click, and "Don't download" sends nothing there.
     const hitsBefore = hub.hits.length;
     await typeModel(`${otherHost}/test/tiny/resolve/main/config.json`);
@@ -613,7 +625,8 @@ test("links: ?model= on another host waits for a click; ?hub=//evil is refused",
     assert.ok(!log.some((u) => u.includes("assets/model/model.safetensors")), "with ?model= the built-in model is not downloaded");
     await page.screenshot({ path: path.join(SHOTS, "17-host-confirm.png") });
     await page.click('[data-testid="host-confirm-yes"]');
-    await page.waitForFunction(() => (document.querySelector(".model-line")?.textContent ?? "").includes("localhost"), null, { timeout: TIMEOUT });
+    await page.waitForSelector('[data-testid="host-confirm"]', { state: "detached" });
+    await page.waitForFunction(() => (document.querySelector(".model-line")?.textContent ?? "").includes("test/tiny"), null, { timeout: TIMEOUT });
     assert.ok(hub.hits.some((h) => h.includes("test/tiny")));
     assert.ok(!log.some((u) => u.includes("assets/model/model.safetensors")), "the built-in model is still not downloaded");
     await dropFile(page, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");

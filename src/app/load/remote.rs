@@ -27,6 +27,16 @@ impl Loader {
     /// Loads the model the page starts with: `?model=` when it names one (the built-in
     /// model is then not downloaded at all), else the built-in model.
     pub fn load_at_start(&self) {
+        // What the page found wrong with its address (`?hub=`) stays on screen.
+        let notices = self.state.notices;
+        let said = notices.error.get_untracked();
+        self.start_model();
+        if notices.error.with_untracked(Option::is_none) {
+            notices.error.set(said);
+        }
+    }
+
+    fn start_model(&self) {
         let Some(wanted) = query_param("model") else {
             self.load_embedded();
             return;
