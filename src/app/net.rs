@@ -15,6 +15,9 @@ pub const MAX_WEIGHTS_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Largest JSON file (`config.json`, `preprocessor_config.json`, the sample index).
 pub const MAX_JSON_BYTES: f64 = 1024.0 * 1024.0;
 
+/// Most a download reserves before its bytes arrive.
+const PREALLOCATE_MAX_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+
 /// Why a download failed, in words that say what to do.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FetchError {
@@ -310,7 +313,9 @@ async fn read_all(
         return Ok(bytes);
     };
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    // Reserve what the server announced, up to a bound: a server that claims a length and
+    // sends less must not make the page hold memory it never fills.
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0).min(PREALLOCATE_MAX_BYTES) as usize);
     on_progress(0.0, total);
     loop {
         let chunk = match JsFuture::from(reader.read()).await {
