@@ -1,7 +1,11 @@
 //! The page's side of the inference worker: starts it, sends it [`Request`]s (holding them
 //! until the worker says it is alive), and turns its [`Reply`]s into page state.
+//!
+//! The worker can die (a panic, or running out of memory): the page then starts a new one,
+//! loads the last model the worker accepted into it (the page keeps those files) and keeps
+//! the result on screen. What was in flight when it died is dropped, never sent again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use js_sys::{Array, Float32Array, Uint8Array};
@@ -11,6 +15,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker};
 
 use super::dom::now_ms;
+use super::net::{store_in_cache, CacheEntry};
 use super::protocol::{ErrorScope, Reply, Request};
 use super::state::AppState;
 use super::view::{MapKind, StoredInference};
@@ -19,26 +24,82 @@ use crate::engine::{Backend, BackendChoice};
 /// The script Trunk writes to start the worker's wasm.
 const WORKER_SCRIPT: &str = "./vit-lens-worker_loader.js";
 
+/// More crashes than this within [`CRASH_WINDOW_MS`] and the page stops restarting the
+/// worker by itself.
+const MAX_CRASHES: usize = 3;
+const CRASH_WINDOW_MS: f64 = 60_000.0;
+
 /// A request and its buffers, waiting for the worker.
-type Outgoing = (Request, Vec<Vec<u8>>);
+type Outgoing = (Request, Vec<Arc<Vec<u8>>>);
+
+/// A checkpoint's files as handed to the worker, kept until it answers and, once it accepted
+/// them, as the model to load again into a new worker.
+#[derive(Clone, Debug)]
+pub struct ModelFiles {
+    /// The model-picker value.
+    pub key: String,
+    /// Where it came from, in words.
+    pub source: String,
+    /// Its hub repo or folder URL, for the model card.
+    pub url: Option<String>,
+    pub config: Arc<Vec<u8>>,
+    pub weights: Arc<Vec<u8>>,
+    pub preprocessor: Option<Arc<Vec<u8>>>,
+    /// Downloaded files to put in the model cache once the worker accepts the model.
+    pub to_cache: Vec<CacheEntry>,
+}
+
+impl ModelFiles {
+    fn request(&self, backend: BackendChoice) -> Outgoing {
+        let mut buffers = vec![self.config.clone(), self.weights.clone()];
+        buffers.extend(self.preprocessor.clone());
+        let request = Request::LoadModel {
+            source: self.source.clone(),
+            backend,
+            has_preprocessor: self.preprocessor.is_some(),
+        };
+        (request, buffers)
+    }
+}
+
+/// An image with the worker.
+#[derive(Clone)]
+struct PendingImage {
+    name: String,
+    /// When the user handed it over.
+    started: f64,
+    bytes: Arc<Vec<u8>>,
+}
 
 /// The worker and what the page remembers of its requests. `Copy`: every field is a handle.
 #[derive(Clone, Copy)]
 pub struct Client {
     state: AppState,
     worker: StoredValue<Option<Worker>, LocalStorage>,
+    /// Counts the workers started; replies and events of an older one are ignored.
+    generation: StoredValue<u64>,
     /// Requests made before the worker said it is alive (messages sent earlier are lost
     /// while its wasm instantiates); `None` once it has.
     outbox: StoredValue<Option<Vec<Outgoing>>>,
-    /// Classify requests in flight: id → (image name, when the user handed it over).
-    pending: StoredValue<HashMap<u64, (String, f64)>>,
+    /// Classify requests in flight, by id.
+    pending: StoredValue<HashMap<u64, PendingImage>>,
     next_id: StoredValue<u64>,
-    /// The last image's name and bytes, run again when the model or backend changes.
+    /// The last image the worker classified, run again when the model or backend changes.
+    /// An image it rejected never lands here.
     last_image: StoredValue<Option<(String, Arc<Vec<u8>>)>>,
+    /// Models sent and not answered yet, in order (the worker answers them in order).
+    loads: StoredValue<VecDeque<ModelFiles>>,
+    /// The last model the worker accepted.
+    good_model: StoredValue<Option<ModelFiles>>,
+    /// When the worker crashed lately.
+    crashes: StoredValue<Vec<f64>>,
+    /// The next `Ready` follows a restart: it runs no image again.
+    restarted: StoredValue<bool>,
 }
 
-/// Posts one message: the request's JSON and its buffers, transferred.
-fn send(worker: &Worker, request: &Request, buffers: Vec<Vec<u8>>) -> Result<(), String> {
+/// Posts one message: the request's JSON and its buffers, transferred (as copies: the page
+/// keeps its own).
+fn send(worker: &Worker, request: &Request, buffers: &[Arc<Vec<u8>>]) -> Result<(), String> {
     let json = serde_json::to_string(request).map_err(|e| e.to_string())?;
     let buffers: Array = buffers
         .iter()
@@ -56,10 +117,15 @@ impl Client {
         let client = Self {
             state,
             worker: StoredValue::new_local(None),
+            generation: StoredValue::new(0),
             outbox: StoredValue::new(Some(Vec::new())),
             pending: StoredValue::new(HashMap::new()),
             next_id: StoredValue::new(1),
             last_image: StoredValue::new(None),
+            loads: StoredValue::new(VecDeque::new()),
+            good_model: StoredValue::new(None),
+            crashes: StoredValue::new(Vec::new()),
+            restarted: StoredValue::new(false),
         };
         client.spawn();
         client
@@ -73,6 +139,9 @@ impl Client {
     fn spawn(&self) {
         let client = *self;
         let notices = self.state.notices;
+        let generation = self.generation.get_value() + 1;
+        self.generation.set_value(generation);
+        self.outbox.set_value(Some(Vec::new()));
         let worker = match Worker::new(WORKER_SCRIPT) {
             Ok(w) => w,
             Err(e) => {
@@ -83,6 +152,9 @@ impl Client {
             }
         };
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if client.generation.get_value() != generation {
+                return;
+            }
             let data: Array = match event.data().dyn_into() {
                 Ok(a) => a,
                 Err(_) => return,
@@ -97,23 +169,102 @@ impl Client {
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
-        let (model, result) = (self.state.model, self.state.result);
         let on_error =
             Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
-                model.loading.set(false);
-                result.classifying.set(false);
-                notices.fail(format!(
-                    "The inference worker stopped: {}. Reload the page to start it again.",
-                    event.message()
-                ));
+                if client.generation.get_value() != generation {
+                    return;
+                }
+                event.prevent_default();
+                let message = event.message();
+                let message = if message.is_empty() {
+                    "it stopped without saying why".to_string()
+                } else {
+                    message
+                };
+                client.on_crash(format!("The inference worker stopped ({message})."));
             });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
         self.worker.set_value(Some(worker));
     }
 
+    /// The worker died: start a new one with the last model it accepted, drop what was in
+    /// flight (it may be what killed it) and keep the result on screen.
+    fn on_crash(&self, what: String) {
+        let AppState {
+            model,
+            result,
+            notices,
+            ..
+        } = self.state;
+        if let Some(worker) = self.worker.try_update_value(Option::take).flatten() {
+            worker.terminate();
+        }
+        self.generation.update_value(|g| *g += 1);
+        let now = now_ms();
+        let crashes = self
+            .crashes
+            .try_update_value(|c| {
+                c.retain(|t| now - *t < CRASH_WINDOW_MS);
+                c.push(now);
+                c.len()
+            })
+            .unwrap_or(1);
+        let dropped = self
+            .pending
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        let lost_loads = self
+            .loads
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        result.classifying.set(false);
+        notices.download.set(None);
+        let lost = match (dropped.is_empty(), lost_loads.back()) {
+            (_, Some(load)) => format!(" {} was not loaded.", load.source),
+            (false, None) => " The image it was working on was not classified.".to_string(),
+            (true, None) => String::new(),
+        };
+        if crashes > MAX_CRASHES {
+            model.loading.set(false);
+            model.info.set(None);
+            model.backend.set(None);
+            notices.status.set(String::new());
+            notices.fail(format!(
+                "{what}{lost} It crashed {crashes} times within a minute, so it was not started again: reload the page."
+            ));
+            return;
+        }
+        self.spawn();
+        match self.good_model.get_value() {
+            Some(good) => {
+                self.restarted.set_value(true);
+                model.loading.set(true);
+                notices
+                    .status
+                    .set(format!("Restarting the worker with {}…", good.source));
+                let (request, buffers) = good.request(model.backend_choice.get_untracked());
+                self.loads.update_value(|l| l.push_back(good.clone()));
+                self.post(&request, buffers);
+                notices.fail(format!(
+                    "{what}{lost} It was restarted with {}; the previous result stays.",
+                    good.source
+                ));
+            }
+            None => {
+                model.loading.set(false);
+                model.info.set(None);
+                notices.status.set(String::new());
+                notices.fail(format!(
+                    "{what}{lost} It was restarted; pick a model in the model menu."
+                ));
+            }
+        }
+        model.picker.set(model.key.get_untracked());
+    }
+
     /// Sends a request, or keeps it until the worker is alive.
-    pub fn post(&self, request: &Request, buffers: Vec<Vec<u8>>) {
+    fn post(&self, request: &Request, buffers: Vec<Arc<Vec<u8>>>) {
         let mut buffers = Some(buffers);
         self.outbox.update_value(|outbox| {
             if let Some(outbox) = outbox {
@@ -122,12 +273,26 @@ impl Client {
         });
         let Some(buffers) = buffers else { return };
         let sent = self.worker.with_value(|w| match w {
-            Some(worker) => send(worker, request, buffers),
+            Some(worker) => send(worker, request, &buffers),
             None => Err("The inference worker is not running; reload the page.".to_string()),
         });
         if let Err(e) = sent {
             self.state.notices.fail(e);
         }
+    }
+
+    /// Hands a checkpoint's files to the worker; they become the page's model when it
+    /// accepts them.
+    pub fn load_model(&self, files: ModelFiles) {
+        let model = self.state.model;
+        model.loading.set(true);
+        self.state
+            .notices
+            .status
+            .set(format!("Reading {}…", files.source));
+        let (request, buffers) = files.request(model.backend_choice.get_untracked());
+        self.loads.update_value(|l| l.push_back(files));
+        self.post(&request, buffers);
     }
 
     /// Rebuilds the loaded model's engine on `choice` (remembered for the next model when
@@ -156,17 +321,33 @@ impl Client {
         }
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
-        self.pending
-            .update_value(|p| drop(p.insert(id, (name.clone(), started))));
-        self.last_image.set_value(Some((name, bytes.clone())));
+        let image = PendingImage {
+            name,
+            started,
+            bytes: bytes.clone(),
+        };
+        self.pending.update_value(|p| drop(p.insert(id, image)));
         self.state.result.classifying.set(true);
-        self.post(&Request::Classify { id }, vec![bytes.as_ref().clone()]);
+        self.post(&Request::Classify { id }, vec![bytes]);
     }
 
+    /// Runs the last classified image again (on a new model or backend), unless images are
+    /// already on their way: the worker answers those with the new model anyway.
     fn rerun_last_image(&self) {
+        if !self.pending.with_value(HashMap::is_empty) {
+            return;
+        }
         if let Some((name, bytes)) = self.last_image.get_value() {
             self.classify(name, bytes, now_ms());
         }
+    }
+
+    /// An image was answered (a result or an error): it is no longer in flight.
+    fn image_done(&self, id: u64) -> Option<PendingImage> {
+        let image = self.pending.try_update_value(|p| p.remove(&id)).flatten();
+        let busy = !self.pending.with_value(HashMap::is_empty);
+        self.state.result.classifying.set(busy);
+        image
     }
 
     /// Asks the worker for teaching statistics whenever teaching mode is on and the model or
@@ -215,23 +396,39 @@ impl Client {
             Reply::Ready {
                 model: info,
                 backend,
+                answers_load,
             } => {
                 let layers = info.card.layers;
                 let changed_model = model.info.with_untracked(|m| {
                     m.as_ref().map(|m| (&m.source, m.card.layers)) != Some((&info.source, layers))
                 });
+                if answers_load {
+                    if let Some(files) = self.loads.try_update_value(VecDeque::pop_front).flatten()
+                    {
+                        model.url.set(files.url.clone());
+                        model.key.set(files.key.clone());
+                        model.picker.set(files.key.clone());
+                        let entries = files.to_cache.clone();
+                        if !entries.is_empty() {
+                            leptos::task::spawn_local(store_in_cache(entries));
+                        }
+                        self.good_model.set_value(Some(ModelFiles {
+                            to_cache: Vec::new(),
+                            ..files
+                        }));
+                    }
+                }
                 if changed_model {
-                    model.url.set(model.pending_url.get_value());
                     teach.teaching.set(None);
                     teach.asked.set_value(None);
                 }
                 model.info.set(Some(info));
                 model.backend.set(Some(backend));
-                model.loading.set(false);
-                notices.status.set(String::new());
-                let key = model.pending_key.get_value();
-                model.key.set(key.clone());
-                model.picker.set(key);
+                let still_loading = !self.loads.with_value(VecDeque::is_empty);
+                model.loading.set(still_loading);
+                if !still_loading {
+                    notices.status.set(String::new());
+                }
                 if changed_model {
                     heatmap.options.update(|o| {
                         o.layer = layers.max(1);
@@ -240,15 +437,15 @@ impl Client {
                         }
                     });
                 }
-                self.rerun_last_image();
+                let restarted = self.restarted.try_update_value(std::mem::take);
+                if restarted != Some(true) {
+                    self.rerun_last_image();
+                }
             }
             Reply::Result(meta) => {
-                let (name, started) = self
-                    .pending
-                    .try_update_value(|p| p.remove(&meta.id))
-                    .flatten()
-                    .unwrap_or_else(|| ("image".to_string(), now_ms()));
-                result.classifying.set(false);
+                let Some(image) = self.image_done(meta.id) else {
+                    return;
+                };
                 let crop = Uint8Array::new(&buffers.get(0)).to_vec();
                 let logits = Float32Array::new(&buffers.get(1)).to_vec();
                 let attention = Float32Array::new(&buffers.get(2)).to_vec();
@@ -256,6 +453,7 @@ impl Client {
                     .info
                     .with_untracked(|m| m.as_ref().map(|m| m.labels.clone()))
                     .unwrap_or_default();
+                let name = image.name.clone();
                 match StoredInference::from_parts(name, &meta, crop, &logits, &attention, &labels) {
                     Ok(stored) => {
                         let layers = stored.layers();
@@ -264,7 +462,8 @@ impl Client {
                             heatmap.options.update(|o| o.layer = layers);
                         }
                         notices.error.set(None);
-                        result.started_at.set_value(Some(started));
+                        self.last_image.set_value(Some((image.name, image.bytes)));
+                        result.started_at.set_value(Some(image.started));
                         result.current.set(Some(Arc::new(stored)));
                     }
                     Err(e) => notices.fail(format!("The worker sent a malformed result: {e}")),
@@ -277,13 +476,20 @@ impl Client {
             }
             Reply::Error { scope, message, id } => {
                 if let Some(id) = id {
-                    self.pending.update_value(|p| drop(p.remove(&id)));
-                    result.classifying.set(false);
+                    self.image_done(id);
                 }
                 match scope {
+                    ErrorScope::Crashed => {
+                        self.on_crash(message);
+                        return;
+                    }
                     ErrorScope::Model => {
-                        model.loading.set(false);
-                        notices.status.set(String::new());
+                        self.loads.update_value(|l| drop(l.pop_front()));
+                        let still_loading = !self.loads.with_value(VecDeque::is_empty);
+                        model.loading.set(still_loading);
+                        if !still_loading {
+                            notices.status.set(String::new());
+                        }
                         model.picker.set(model.key.get_untracked());
                     }
                     ErrorScope::Backend => {

@@ -38,10 +38,16 @@ pub enum Reply {
     Alive,
     /// Progress of a long step, in words ("compiling WebGPU kernels").
     Status { message: String },
-    /// A model is loaded and its engine built (after `LoadModel` or `SetBackend`).
+    /// A model is loaded and its engine built (after `LoadModel` or `SetBackend`, or after a
+    /// failed GPU made the worker move to the CPU).
     Ready {
         model: ModelInfo,
         backend: BackendInfo,
+        /// Whether this answers a `LoadModel` (the page then knows the files it sent are a
+        /// usable model). Every `LoadModel` gets exactly one answer, in order: this, or an
+        /// error of scope [`ErrorScope::Model`].
+        #[serde(default)]
+        answers_load: bool,
     },
     /// Buffers: the crop as RGB bytes (`crop_width × crop_height × 3`), the logits (f32),
     /// then every layer's attention (f32, `layers × heads × tokens × tokens`).
@@ -68,7 +74,10 @@ pub enum ErrorScope {
     Image,
     /// The teaching views' statistics.
     Teaching,
+    /// A message the worker could not read.
     Worker,
+    /// The worker panicked: its wasm instance is dead and the page must start a new one.
+    Crashed,
 }
 
 /// What the page shows about a loaded model: where it came from, its model card and its
@@ -256,6 +265,7 @@ mod tests {
                 labels: vec!["a".into(), "b".into(), "c".into()],
             },
             backend: BackendInfo::cpu(None),
+            answers_load: true,
         };
         let json = serde_json::to_string(&reply).unwrap();
         assert!(json.contains(r#""card":{"architecture""#), "{json}");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 
 use super::dom::query_param;
-use super::hub::{check_hub_url, DEFAULT_HUB};
+use super::hub::{check_hub_url, Remote, DEFAULT_HUB};
 use super::protocol::{BackendInfo, ModelInfo};
 use super::teach_view::TeachView;
 use super::view::{StoredInference, ViewOptions};
@@ -48,10 +48,19 @@ pub struct ModelState {
     pub picker: RwSignal<String>,
     /// Where the loaded model came from (hub repo or folder URL), for the model card.
     pub url: RwSignal<Option<String>>,
-    /// The picker value of the model being loaded.
-    pub pending_key: StoredValue<String>,
-    /// Where the model being loaded comes from.
-    pub pending_url: StoredValue<Option<String>>,
+    /// A model on another host, waiting for the user to allow the download.
+    pub confirm: RwSignal<Option<HostConfirm>>,
+}
+
+/// A model the page downloads only once the user confirms its host: one from a host that is
+/// neither the page's own nor the configured hub.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostConfirm {
+    /// Its model-picker value.
+    pub key: String,
+    pub remote: Remote,
+    /// The origin the files would come from (`https://host`).
+    pub host: String,
 }
 
 /// The current classification.
@@ -167,8 +176,7 @@ impl AppState {
                 key: RwSignal::new(EMBEDDED_KEY.to_string()),
                 picker: RwSignal::new(EMBEDDED_KEY.to_string()),
                 url: RwSignal::new(None),
-                pending_key: StoredValue::new(EMBEDDED_KEY.to_string()),
-                pending_url: StoredValue::new(None),
+                confirm: RwSignal::new(None),
             },
             result: ResultState {
                 current: RwSignal::new(None),

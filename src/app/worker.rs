@@ -49,10 +49,14 @@ fn now_ms() -> f64 {
 }
 
 fn post(reply: &Reply, buffers: &[JsValue]) {
-    let json = match serde_json::to_string(reply) {
-        Ok(json) => json,
-        Err(e) => format!(r#"{{"type":"error","scope":"worker","message":"{e}","id":null}}"#),
-    };
+    let json = serde_json::to_string(reply).unwrap_or_else(|e| {
+        let fallback = Reply::Error {
+            scope: ErrorScope::Worker,
+            message: format!("The worker could not encode its reply: {e}"),
+            id: None,
+        };
+        serde_json::to_string(&fallback).unwrap_or_default()
+    });
     let message = Array::of2(
         &JsValue::from_str(&json),
         &buffers.iter().collect::<Array>(),
@@ -61,6 +65,46 @@ fn post(reply: &Reply, buffers: &[JsValue]) {
     if let Err(e) = scope().post_message_with_transfer(&message, &transfer) {
         web_sys::console::error_2(&"vit-lens worker: postMessage failed".into(), &e);
     }
+}
+
+thread_local! {
+    /// What the worker is doing, in words, for the message a panic sends.
+    static DOING: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_doing(what: String) {
+    DOING.with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            *d = what;
+        }
+    });
+}
+
+/// A panic aborts the wasm instance: before it does, tell the page what happened so it can
+/// start a new worker (and log it to the console as usual).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let doing = DOING
+            .with(|d| d.try_borrow().map(|d| d.clone()).ok())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "working".to_string());
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        post_error(
+            ErrorScope::Crashed,
+            format!("The inference worker crashed while {doing} ({what}{place})."),
+            None,
+        );
+    }));
 }
 
 fn post_error(scope_: ErrorScope, message: String, id: Option<u64>) {
@@ -76,7 +120,13 @@ fn post_error(scope_: ErrorScope, message: String, id: Option<u64>) {
 
 /// Starts the worker: installs the message handler and says it is alive.
 pub fn run() {
-    console_error_panic_hook::set_once();
+    install_panic_hook();
+    // The worker's wasm memory, for diagnostics (`self.vitLensMemory.buffer.byteLength`).
+    let _ = js_sys::Reflect::set(
+        &scope(),
+        &JsValue::from_str("vitLensMemory"),
+        &wasm_bindgen::memory(),
+    );
     let state = Rc::new(RefCell::new(State::default()));
     let on_message =
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -124,9 +174,21 @@ async fn drain(state: Rc<RefCell<State>>) {
             state.borrow_mut().running = false;
             return;
         };
+        set_doing(describe(&request));
         let loaded = state.borrow_mut().loaded.take();
         let loaded = handle(request, buffers, loaded).await;
         state.borrow_mut().loaded = loaded;
+        set_doing(String::new());
+    }
+}
+
+/// A request in words, for the message a panic sends.
+fn describe(request: &Request) -> String {
+    match request {
+        Request::LoadModel { source, .. } => format!("loading {source}"),
+        Request::SetBackend { backend } => format!("switching to the {backend:?} backend"),
+        Request::Classify { .. } => "classifying an image".to_string(),
+        Request::Inspect { .. } => "computing the teaching views".to_string(),
     }
 }
 
@@ -175,6 +237,7 @@ async fn handle(
                         &Reply::Ready {
                             model: info.clone(),
                             backend: backend.clone(),
+                            answers_load: true,
                         },
                         &[],
                     );
@@ -214,6 +277,7 @@ async fn handle(
                 &Reply::Ready {
                     model: current.info.clone(),
                     backend: current.backend.clone(),
+                    answers_load: false,
                 },
                 &[],
             );
@@ -240,7 +304,7 @@ async fn handle(
                 Err(e) => e,
             };
             // The GPU failed mid-run (device lost, out of memory): continue on the CPU with
-            // the same checkpoint and say so; the page then runs the image again.
+            // the same checkpoint, run this image again there, and say so.
             match Engine::cpu(&current.checkpoint) {
                 Ok(engine) => {
                     current.engine = engine;
@@ -251,16 +315,19 @@ async fn handle(
                         &Reply::Ready {
                             model: current.info.clone(),
                             backend: current.backend.clone(),
+                            answers_load: false,
                         },
                         &[],
                     );
-                    // The page runs its last image again on every Ready.
+                    if let Ok(Some(pre)) = classify(&current, id, &image).await {
+                        current.last_input = Some((id, pre));
+                    }
                     post_error(
                         ErrorScope::Backend,
                         format!(
-                            "WebGPU failed ({gpu_error}); vit-lens switched to the CPU and runs the image again."
+                            "WebGPU failed ({gpu_error}); vit-lens switched to the CPU and ran the image there."
                         ),
-                        Some(id),
+                        None,
                     );
                 }
                 Err(e) => post_error(

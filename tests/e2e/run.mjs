@@ -1,6 +1,6 @@
 // End-to-end tests of the web app in real headless Chromium (playwright-core, the system's
 // /usr/bin/chromium; no browser is downloaded). Run after `trunk build`:
-//   node tests/e2e/run.mjs [--dist dist] [--shots target/e2e-screenshots] [--only NAME]
+//   node tests/e2e/run.mjs [--dist dist] [--shots target/e2e-screenshots] [--only NAME] [--soak]
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
@@ -19,6 +19,8 @@ const opt = (name, dflt) => {
 const DIST = path.resolve(ROOT, opt("--dist", "dist"));
 const SHOTS = path.resolve(ROOT, opt("--shots", "target/e2e-screenshots"));
 const ONLY = opt("--only", null);
+// The soak test (200 images, 20 model switches) runs only when asked for.
+const SOAK = args.includes("--soak");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 180_000;
 fs.mkdirSync(SHOTS, { recursive: true });
@@ -47,7 +49,7 @@ function hubRepos() {
   return { "test/vit-224": good, "test/tiny-timm": timm, "test/broken": broken, "test/not-a-vit": notVit };
 }
 
-async function launch(webgpu) {
+async function launch(webgpu, extraFlags = []) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "vit-lens-chromium-"));
   const flags = [
     "--no-sandbox",
@@ -57,6 +59,7 @@ async function launch(webgpu) {
     "--no-first-run",
     "--disable-dev-shm-usage",
   ];
+  flags.push(...extraFlags);
   if (webgpu) flags.push("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader");
   const context = await chromium.launchPersistentContext(userDir, {
     executablePath: CHROMIUM,
@@ -97,6 +100,7 @@ async function dropFile(page, file, name, type) {
     { bytes, name, type },
   );
   await page.dispatchEvent('[data-testid="drop-zone"]', "drop", { dataTransfer: dt });
+  await dt.dispose();
 }
 
 async function dropBytes(page, buffer, name, type) {
@@ -472,6 +476,294 @@ test("inputs: paste, the file picker, local checkpoint files, and a cancelled do
   }
 });
 
+
+/** A safetensors file taken apart: its header and its data. */
+function readSafetensors(buf) {
+  const n = Number(buf.readBigUInt64LE(0));
+  return { header: JSON.parse(buf.subarray(8, 8 + n).toString()), data: Buffer.from(buf.subarray(8 + n)) };
+}
+
+/** A safetensors file: 8-byte little-endian header length, the JSON header, the data. */
+function writeSafetensors(header, data) {
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, Buffer.from(json), data]);
+}
+
+/** Checkpoints that must be refused, made from the tiny transformers fixture. */
+function hostileRepos() {
+  const base = modelFiles(path.join(FIXTURES, "models", "tiny_vit_hf"));
+  const config = JSON.parse(base["config.json"]);
+  const withConfig = (edit) => ({ ...base, "config.json": Buffer.from(JSON.stringify({ ...config, ...edit })) });
+  const st = readSafetensors(base["model.safetensors"]);
+  const nanData = Buffer.from(st.data);
+  const [from, to] = st.header["vit.embeddings.patch_embeddings.projection.weight"].data_offsets;
+  for (let i = from; i < to; i += 4) nanData.writeUInt32LE(0x7fc00000, i);
+  const hugeHead = structuredClone(st.header);
+  hugeHead["classifier.weight"].shape = [1 << 30, config.hidden_size];
+  const pre = JSON.parse(base["preprocessor_config.json"]);
+  const weights = base["model.safetensors"];
+  return {
+    "test/tiny": base,
+    "test/patch0": withConfig({ patch_size: 0 }),
+    "test/nan": { ...base, "model.safetensors": writeSafetensors(st.header, nanData) },
+    "test/huge-pre": { ...base, "preprocessor_config.json": Buffer.from(JSON.stringify({ ...pre, size: { height: 16384, width: 16384 } })) },
+    "test/huge-classifier": { ...base, "model.safetensors": writeSafetensors(hugeHead, st.data) },
+    "test/huge-image": withConfig({ image_size: 2147483647 }),
+    "test/oversize": { ...base, "model.safetensors": { body: weights.subarray(0, 1024), claimLength: 2 ** 31 } },
+    "test/big-json": { ...base, "config.json": { body: Buffer.alloc(2 << 20, 0x20), chunked: true } },
+    "test/truncated": { ...base, "model.safetensors": { body: weights.subarray(0, weights.length >> 1), claimLength: weights.length } },
+  };
+}
+
+test("hostile: crafted checkpoints, oversize and broken downloads, bad references; the result and model stay", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  const hub = await serveHub(hostileRepos(), { chunk: 1 << 20, delayMs: 0 });
+  const otherHost = `http://localhost:${hub.port}`;
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}`);
+    await waitReady(page);
+    await dropFile(page, path.join(SAMPLES, "square.jpg"), "square.jpg", "image/jpeg");
+    await waitResult(page);
+    const before = await predictions(page);
+    const heat = await heatmapStats(page);
+    const modelLine = await page.textContent(".model-line");
+    const expectKept = async (what) => {
+      assert.deepEqual(await predictions(page), before, `${what}: the earlier result stays`);
+      assert.equal((await heatmapStats(page)).hash, heat.hash, `${what}: the heatmap stays`);
+    };
+    const expectError = async (what, pattern) => {
+      await page.waitForSelector('[data-testid="error"]', { timeout: 60_000 });
+      await page.waitForFunction(() => !document.querySelector('[data-testid="download-progress"]') && !document.querySelector('[data-testid="model-status"]'), null, { timeout: TIMEOUT });
+      const msg = (await page.textContent('[data-testid="error"]')).trim();
+      console.log(`    ${what} → ${msg.slice(0, 170)}`);
+      assert.match(msg, pattern, what);
+      await expectKept(what);
+      assert.equal(await page.textContent(".model-line"), modelLine, `${what}: the model stays`);
+      await page.click('[data-testid="error"] button');
+      return msg;
+    };
+    const typeModel = async (ref) => {
+      await page.selectOption('[data-testid="model-select"]', "custom");
+      await page.fill('[data-testid="model-url"]', ref);
+      await page.click('[data-testid="model-load"]');
+    };
+    const cases = [
+      ["test/patch0", /patch_size|crashed/i],
+      ["test/nan", /NaN|finite|crashed/i],
+      ["test/huge-pre", /16384|crashed/i],
+      ["test/huge-classifier", /not a usable ViT checkpoint|crashed/i],
+      ["test/oversize", /2147\.5 MB, more than the 1073\.7 MB/],
+      ["test/big-json", /over 1\.0 MB/],
+      ["test/truncated", /broke off/],
+      ["test/vit@../../etc", /revision/],
+    ];
+    for (const [ref, pattern] of cases) {
+      await typeModel(ref);
+      await expectError(ref, pattern);
+    }
+    assert.ok(!hub.hits.some((h) => h.includes("..") || h.includes("etc")), "a revision with .. sends no request");
+    // A checkpoint whose image_size made the worker panic: the page starts a new worker with
+    // the model it had, keeps the result, and goes on working.
+    await typeModel("test/huge-image");
+    const crash = await expectError("test/huge-image", /image_size|2147483647|crashed|stopped/i);
+    console.log(`    (the worker ${/crashed|stopped/.test(crash) ? "crashed and was restarted" : "refused it"})`);
+    await waitReady(page);
+    // The worker dies as a wasm trap or an out-of-memory abort kills it (an uncaught error in
+    // the worker): the page starts a new one with the model it had and keeps the result.
+    const dying = page.workers().at(-1);
+    await dying.evaluate(() => {
+      setTimeout(() => {
+        throw new WebAssembly.RuntimeError("unreachable");
+      }, 0);
+    });
+    const died = await expectError("a dead worker", /stopped.*restarted with the built-in model; the previous result stays/);
+    await waitReady(page);
+    assert.equal(page.workers().length, 1, "one worker runs after the restart");
+    assert.match(died, /unreachable/);
+    // A model on another host waits for a click, and "Don't download" sends nothing there.
+    const hitsBefore = hub.hits.length;
+    await typeModel(`${otherHost}/test/tiny/resolve/main/config.json`);
+    await page.waitForSelector('[data-testid="host-confirm"]');
+    assert.equal(await page.$eval('[data-testid="host-confirm"]', (e) => e.dataset.host), otherHost);
+    assert.match(await page.textContent('[data-testid="host-confirm-yes"]'), new RegExp(`Download from ${otherHost}`));
+    await page.waitForTimeout(300);
+    assert.equal(hub.hits.length, hitsBefore, "nothing is downloaded before the click");
+    await page.click('[data-testid="host-confirm-no"]');
+    await page.waitForSelector('[data-testid="host-confirm"]', { state: "detached" });
+    await expectKept("declined host");
+    // The page still works: another image classifies with the model that was loaded.
+    await dropFile(page, path.join(SAMPLES, "ring.jpg"), "ring.jpg", "image/jpeg");
+    await page.waitForFunction(() => (document.querySelector(".caption")?.textContent ?? "").includes("ring"), null, { timeout: TIMEOUT });
+    assert.equal(await page.textContent(".model-line"), modelLine);
+    assertOrigins(log, [app.url, hub.url]);
+  } finally {
+    await b.close();
+    await app.close();
+    await hub.close();
+  }
+});
+
+test("links: ?model= on another host waits for a click; ?hub=//evil is refused", async () => {
+  const b = await launch(false);
+  const app = await serveStatic(DIST);
+  const hub = await serveHub(hostileRepos(), { chunk: 1 << 20, delayMs: 0 });
+  const otherHost = `http://localhost:${hub.port}`;
+  try {
+    const page = await b.context.newPage();
+    const log = [];
+    recordRequests(page, log);
+    await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}&model=${encodeURIComponent(`${otherHost}/test/tiny/resolve/main/config.json`)}`);
+    await page.waitForSelector('[data-testid="host-confirm"]', { timeout: 30_000 });
+    await page.waitForTimeout(500);
+    assert.equal(hub.hits.length, 0, "nothing is downloaded from the other host before the click");
+    assert.ok(!log.some((u) => u.includes("assets/model/model.safetensors")), "with ?model= the built-in model is not downloaded");
+    await page.screenshot({ path: path.join(SHOTS, "17-host-confirm.png") });
+    await page.click('[data-testid="host-confirm-yes"]');
+    await page.waitForSelector('[data-testid="host-confirm"]', { state: "detached" });
+    await page.waitForFunction(() => (document.querySelector(".model-line")?.textContent ?? "").includes("test/tiny"), null, { timeout: TIMEOUT });
+    assert.ok(hub.hits.some((h) => h.includes("test/tiny")));
+    assert.ok(!log.some((u) => u.includes("assets/model/model.safetensors")), "the built-in model is still not downloaded");
+    await dropFile(page, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");
+    await waitResult(page);
+    assert.equal((await predictions(page))[0].label.startsWith("class_"), true);
+    assertOrigins(log, [app.url, hub.url, otherHost]);
+
+    // ?model= on the configured hub loads at once, the built-in model not at all.
+    const page2 = await b.context.newPage();
+    const log2 = [];
+    recordRequests(page2, log2);
+    await page2.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny`);
+    await waitReady(page2);
+    assert.match(await page2.textContent(".model-line"), /test\/tiny/);
+    assert.equal(await page2.$('[data-testid="host-confirm"]'), null);
+    assert.ok(!log2.some((u) => u.includes("assets/model/")), "with ?model= the built-in model is not downloaded");
+    // Cached on the first load; a reload revalidates the branch with the hub (304).
+    await page2.reload();
+    await waitReady(page2);
+    assert.ok(hub.conditional.some((h) => h.includes("test/tiny")), "a cached branch is revalidated");
+
+    // ?hub=//evil: ignored with a message; the built-in model loads from the page.
+    const page3 = await b.context.newPage();
+    const log3 = [];
+    recordRequests(page3, log3);
+    await page3.goto(`${app.url}/?hub=${encodeURIComponent("//evil.example")}`);
+    await waitReady(page3);
+    assert.match(await page3.textContent('[data-testid="error"]'), /\?hub= is ignored/);
+    await dropFile(page3, path.join(SAMPLES, "star.jpg"), "star.jpg", "image/jpeg");
+    await waitResult(page3);
+    assertOrigins(log3, [app.url]);
+  } finally {
+    await b.close();
+    await app.close();
+    await hub.close();
+  }
+});
+
+/** The page's JS heap and the worker's wasm memory, after a garbage collection. */
+async function memory(page) {
+  const collected = await page.evaluate(async () => {
+    if (!globalThis.gc) return false;
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
+  });
+  assert.ok(collected, "the browser runs with --js-flags=--expose-gc");
+  const heap = await page.evaluate(() => performance.memory.usedJSHeapSize);
+  const worker = page.workers().at(-1);
+  const wasm = worker ? await worker.evaluate(() => self.vitLensMemory?.buffer.byteLength ?? 0) : 0;
+  return { heap, wasm };
+}
+
+if (SOAK) {
+  test("soak: 200 images and 20 model switches, memory stays flat", async () => {
+    const b = await launch(false, ["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
+    const app = await serveStatic(DIST);
+    const hub = await serveHub(hostileRepos(), { chunk: 1 << 20, delayMs: 0 });
+    try {
+      const page = await b.context.newPage();
+      const log = [];
+      recordRequests(page, log);
+      await page.goto(`${app.url}/?hub=${encodeURIComponent(hub.url)}`);
+      await waitReady(page);
+      const samples = fs.readdirSync(SAMPLES).filter((f) => f.endsWith(".jpg"));
+      const workers = () => page.workers().length;
+      // The images go into the page once, so the test itself holds no more per drop.
+      const encoded = samples.map((f) => fs.readFileSync(path.join(SAMPLES, f)).toString("base64"));
+      await page.evaluate((encoded) => {
+        window.soakImages = encoded.map((b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0)));
+      }, encoded);
+      let stamp = null;
+      let start = null;
+      let switches = 0;
+      const t0 = Date.now();
+      for (let i = 0; i < 200; i++) {
+        if (i % 10 === 0) {
+          const toHub = switches % 2 === 0;
+          if (toHub) {
+            await page.selectOption('[data-testid="model-select"]', "custom");
+            await page.fill('[data-testid="model-url"]', "test/tiny");
+            await page.click('[data-testid="model-load"]');
+          } else {
+            await page.selectOption('[data-testid="model-select"]', "embedded");
+          }
+          switches++;
+          const want = toHub ? "test/tiny" : "built";
+          await page.waitForFunction((w) => (document.querySelector(".model-line")?.textContent ?? "").includes(w), want, { timeout: TIMEOUT });
+          // The current image runs again on the new model.
+          if (i > 0) stamp = await waitResult(page, stamp);
+        }
+        // One script per image (drop, then wait for its caption), so the test itself adds
+        // little to the page's heap.
+        const k = i % samples.length;
+        stamp = await page.evaluate(({ k, name }) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([window.soakImages[k]], name, { type: "image/jpeg" }));
+          const drop = new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true });
+          document.querySelector('[data-testid="drop-zone"]').dispatchEvent(drop);
+          return new Promise((resolve, reject) => {
+            const t0 = performance.now();
+            const poll = () => {
+              if ((document.querySelector(".caption")?.textContent ?? "").includes(name)) {
+                resolve(document.querySelector('[data-testid="timings"]').dataset.totalMs);
+              } else if (performance.now() - t0 > 120_000) {
+                reject(new Error(`no result for ${name}`));
+              } else {
+                setTimeout(poll, 5);
+              }
+            };
+            poll();
+          });
+        }, { k, name: `soak-${i}-${samples[k]}` });
+        if (i === 21) start = await memory(page);
+        if (process.env.SOAK_TRACE && i % 20 === 1) console.log(`    [${i}] ${JSON.stringify(await memory(page))}`);
+      }
+      const end = await memory(page);
+      const ratio = (a, b2) => (b2 / a - 1) * 100;
+      console.log(`    ${switches} switches, 200 images in ${((Date.now() - t0) / 1000).toFixed(0)} s; workers: ${workers()}`);
+      console.log(`    page JS heap: ${(start.heap / 1e6).toFixed(1)} MB → ${(end.heap / 1e6).toFixed(1)} MB (${ratio(start.heap, end.heap).toFixed(1)} %)`);
+      console.log(`    worker wasm memory: ${(start.wasm / 1e6).toFixed(1)} MB → ${(end.wasm / 1e6).toFixed(1)} MB (${ratio(start.wasm, end.wasm).toFixed(1)} %)`);
+      results.soak = { start, end, switches };
+      assert.equal(switches, 20);
+      assert.equal(await page.$('[data-testid="error"]'), null, "no error during the soak");
+      assert.ok(end.heap <= start.heap * 1.1, "the page's JS heap stays within 10 %");
+      assert.ok(end.wasm <= start.wasm * 1.1, "the worker's wasm memory stays within 10 %");
+      assertOrigins(log, [app.url, hub.url]);
+    } finally {
+      await b.close();
+      await app.close();
+      await hub.close();
+    }
+  });
+}
 
 /** `vit-lens teach` (the native library) on the same model and image, as JSON. */
 function nativeTeaching(image) {

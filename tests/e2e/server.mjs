@@ -69,10 +69,15 @@ export async function serveStatic(root) {
 
 /**
  * A mock hub. `repos` maps "owner/name" to { "file name": Buffer }. Bodies are sent in
- * chunks of `chunk` bytes every `delayMs`, so a download takes visible time.
+ * chunks of `chunk` bytes every `delayMs`, so a download takes visible time. A file may
+ * instead be a misbehaving answer: { body, claimLength } sends `body` under a Content-Length
+ * of `claimLength` and then breaks the connection; { body, chunked: true } sends it with no
+ * Content-Length at all. Files carry an ETag; a request whose If-None-Match matches it gets
+ * 304. `hits` lists every request's URL, `conditional` those that were conditional.
  */
 export async function serveHub(repos, { chunk = 256 * 1024, delayMs = 60 } = {}) {
   const hits = [];
+  const conditional = [];
   const server = http.createServer(async (req, res) => {
     hits.push(req.url);
     const cors = { "access-control-allow-origin": "*", "access-control-expose-headers": "content-length" };
@@ -82,16 +87,34 @@ export async function serveHub(repos, { chunk = 256 * 1024, delayMs = 60 } = {})
     }
     const m = /^\/(.+)\/resolve\/([^/]+)\/([^/?]+)$/.exec(new URL(req.url, "http://x").pathname);
     const repo = m && repos[decodeURIComponent(m[1])];
-    const body = repo && repo[m[3]];
-    if (!body) {
+    const file = repo && repo[m[3]];
+    if (!file) {
       res.writeHead(404, { ...cors, "content-type": "text/plain" }).end("Entry not found");
       return;
     }
-    res.writeHead(200, {
+    const odd = !Buffer.isBuffer(file);
+    const body = odd ? file.body : file;
+    const etag = `"${body.length}-${body.subarray(0, 64).toString("hex").slice(0, 16)}-${body.subarray(-64).toString("hex").slice(-16)}"`;
+    const headers = {
       ...cors,
+      "access-control-expose-headers": "content-length, etag",
       "content-type": "application/octet-stream",
-      "content-length": body.length,
-    });
+      etag,
+    };
+    if (req.headers["if-none-match"] || req.headers["if-modified-since"]) conditional.push(req.url);
+    if (!odd && req.headers["if-none-match"] === etag) {
+      res.writeHead(304, headers).end();
+      return;
+    }
+    if (odd && file.claimLength) {
+      res.writeHead(200, { ...headers, "content-length": file.claimLength });
+      res.write(body);
+      await new Promise((r) => setTimeout(r, 200));
+      res.destroy();
+      return;
+    }
+    if (!odd || !file.chunked) headers["content-length"] = body.length;
+    res.writeHead(200, headers);
     for (let i = 0; i < body.length; i += chunk) {
       if (res.destroyed) return;
       res.write(body.subarray(i, i + chunk));
@@ -101,5 +124,5 @@ export async function serveHub(repos, { chunk = 256 * 1024, delayMs = 60 } = {})
   });
   const sockets = track(server);
   const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}`, hits, close: closer(server, sockets) };
+  return { url: `http://127.0.0.1:${port}`, port, hits, conditional, close: closer(server, sockets) };
 }

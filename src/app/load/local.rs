@@ -3,10 +3,26 @@
 
 use leptos::prelude::*;
 
+use std::sync::Arc;
+
 use super::Loader;
-use crate::app::hub::{CONFIG_FILE, PREPROCESSOR_FILE};
-use crate::app::net::blob_bytes;
+use crate::app::client::ModelFiles;
+use crate::app::hub::{format_bytes, CONFIG_FILE, PREPROCESSOR_FILE};
+use crate::app::net::{blob_bytes, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES};
 use crate::app::state::LOCAL_KEY;
+
+/// The bytes of a file the user picked, refused unread when it is over `max_bytes`.
+async fn capped_bytes(file: &web_sys::File, max_bytes: f64) -> Result<Vec<u8>, String> {
+    if file.size() > max_bytes {
+        return Err(format!(
+            "{} is {}, more than the {} this page accepts for that file.",
+            file.name(),
+            format_bytes(file.size()),
+            format_bytes(max_bytes)
+        ));
+    }
+    blob_bytes(file).await
+}
 
 /// Whether a file the user handed over is part of a checkpoint rather than an image.
 pub(super) fn is_model_file(file: &web_sys::File) -> bool {
@@ -37,16 +53,24 @@ impl Loader {
         notices.error.set(None);
         leptos::task::spawn_local(async move {
             let read = async {
-                let c = blob_bytes(&config).await?;
-                let w = blob_bytes(&weights).await?;
+                let c = capped_bytes(&config, MAX_JSON_BYTES).await?;
+                let w = capped_bytes(&weights, MAX_WEIGHTS_BYTES).await?;
                 let p = match preprocessor {
-                    Some(p) => Some(blob_bytes(&p).await?),
+                    Some(p) => Some(capped_bytes(&p, MAX_JSON_BYTES).await?),
                     None => None,
                 };
                 Ok::<_, String>((c, w, p))
             };
             match read.await {
-                Ok((c, w, p)) => loader.submit_model(LOCAL_KEY.to_string(), source, c, w, p),
+                Ok((c, w, p)) => loader.submit_model(ModelFiles {
+                    key: LOCAL_KEY.to_string(),
+                    source,
+                    url: None,
+                    config: Arc::new(c),
+                    weights: Arc::new(w),
+                    preprocessor: p.map(Arc::new),
+                    to_cache: Vec::new(),
+                }),
                 Err(e) => {
                     loader.restore_picker();
                     notices.fail(e);

@@ -10,8 +10,7 @@ mod samples;
 use leptos::prelude::*;
 use web_sys::AbortController;
 
-use super::client::Client;
-use super::protocol::Request;
+use super::client::{Client, ModelFiles};
 use super::state::AppState;
 
 pub use samples::{sample_index, Sample, SAMPLES_DIR};
@@ -34,28 +33,9 @@ impl Loader {
         }
     }
 
-    /// Hands a checkpoint's files to the worker; `key` is its model-picker value and
-    /// `source` where it came from, in words.
-    fn submit_model(
-        &self,
-        key: String,
-        source: String,
-        config: Vec<u8>,
-        weights: Vec<u8>,
-        preprocessor: Option<Vec<u8>>,
-    ) {
-        let model = self.state.model;
-        model.pending_key.set_value(key);
-        model.loading.set(true);
-        self.state.notices.status.set(format!("Reading {source}…"));
-        let request = Request::LoadModel {
-            source,
-            backend: model.backend_choice.get_untracked(),
-            has_preprocessor: preprocessor.is_some(),
-        };
-        let mut buffers = vec![config, weights];
-        buffers.extend(preprocessor);
-        self.client.post(&request, buffers);
+    /// Hands a checkpoint's files to the worker.
+    fn submit_model(&self, files: ModelFiles) {
+        self.client.load_model(files);
     }
 
     /// A load that did not happen: the picker shows the loaded model again.

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use web_sys::AbortController;
 
 use super::Loader;
-use crate::app::net::{fetch_bytes, FetchError};
+use crate::app::net::{fetch_bytes, CacheUse, FetchError, MAX_JSON_BYTES};
 
 /// Where the samples and their index are, relative to the page.
 pub const SAMPLES_DIR: &str = "assets/samples";
+
+/// Largest sample image downloaded (the samples served with the page are a few kB).
+const MAX_SAMPLE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// One sample image.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
@@ -46,7 +49,10 @@ impl SampleIndexError {
         match error {
             FetchError::NotFound { .. } => Self::Missing { url },
             FetchError::Http { status, .. } => Self::Http { url, status },
-            FetchError::Network { .. } | FetchError::Cancelled => Self::Unreachable { url },
+            FetchError::Network { .. }
+            | FetchError::Cancelled
+            | FetchError::TooLarge { .. }
+            | FetchError::Truncated { .. } => Self::Unreachable { url },
         }
     }
 }
@@ -56,10 +62,18 @@ pub async fn sample_index() -> Result<SampleIndex, SampleIndexError> {
     let url = format!("{SAMPLES_DIR}/index.json");
     let unreachable = || SampleIndexError::Unreachable { url: url.clone() };
     let ctrl = AbortController::new().map_err(|_| unreachable())?;
-    let bytes = fetch_bytes(&url, &ctrl.signal(), None, false, &mut |_, _| {})
-        .await
-        .map_err(|e| SampleIndexError::of(&url, e))?
-        .ok_or_else(unreachable)?;
+    let bytes = fetch_bytes(
+        &url,
+        &ctrl.signal(),
+        CacheUse::None,
+        false,
+        MAX_JSON_BYTES,
+        &mut |_, _| {},
+    )
+    .await
+    .map_err(|e| SampleIndexError::of(&url, e))?
+    .ok_or_else(unreachable)?
+    .bytes;
     serde_json::from_slice(&bytes).map_err(|e| SampleIndexError::Malformed {
         url: url.clone(),
         reason: e.to_string(),
@@ -76,8 +90,17 @@ impl Loader {
                 return;
             };
             let url = format!("{SAMPLES_DIR}/{}", sample.file);
-            match fetch_bytes(&url, &ctrl.signal(), None, false, &mut |_, _| {}).await {
-                Ok(Some(bytes)) => client.classify(sample.label, Arc::new(bytes), started),
+            let fetched = fetch_bytes(
+                &url,
+                &ctrl.signal(),
+                CacheUse::None,
+                false,
+                MAX_SAMPLE_BYTES,
+                &mut |_, _| {},
+            )
+            .await;
+            match fetched {
+                Ok(Some(f)) => client.classify(sample.label, Arc::new(f.bytes), started),
                 Ok(None) => {}
                 Err(e) => notices.fail(format!("Could not open the sample: {e}")),
             }

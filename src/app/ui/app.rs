@@ -16,10 +16,8 @@ use super::teach::TeachPanel;
 use super::timings::Timings;
 use super::window_input::listen_to_window;
 use crate::app::client::Client;
-use crate::app::dom::query_param;
-use crate::app::hub::{parse_model_ref, PRESETS};
 use crate::app::load::Loader;
-use crate::app::state::{AppState, CUSTOM_KEY};
+use crate::app::state::AppState;
 
 /// The whole page.
 #[component]
@@ -31,16 +29,7 @@ pub fn App() -> impl IntoView {
     provide_context(client);
     provide_context(loader);
 
-    loader.load_embedded();
-    if let Some(model) = query_param("model") {
-        if let Ok(remote) = parse_model_ref(&model, &state.model.hub.get_value()) {
-            let key = PRESETS
-                .iter()
-                .find(|p| p.repo == model)
-                .map_or(CUSTOM_KEY.to_string(), |p| p.repo.to_string());
-            loader.load_remote(key, remote, true);
-        }
-    }
+    loader.load_at_start();
     let drag_over = listen_to_window(loader, state);
     client.ask_for_teaching();
 

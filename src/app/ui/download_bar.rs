@@ -1,8 +1,9 @@
 //! The progress row: a model download (with Cancel), or what the worker is doing while a
-//! model loads.
+//! model loads; above it, the question before a download from another host.
 
 use leptos::prelude::*;
 
+use super::host_confirm::HostConfirm;
 use crate::app::hub::format_bytes;
 use crate::app::load::Loader;
 use crate::app::state::{ModelState, Notices};
@@ -14,6 +15,7 @@ pub fn DownloadBar() -> impl IntoView {
     let notices = expect_context::<Notices>();
     let loader = expect_context::<Loader>();
     view! {
+        <HostConfirm/>
         <Show when=move || notices.download.with(|d| d.is_some()) || model.loading.get()>
             <div class="progress-row">
                 {move || match notices.download.get() {

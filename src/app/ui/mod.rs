@@ -7,6 +7,7 @@ mod controls;
 mod download_bar;
 mod error_banner;
 mod header;
+mod host_confirm;
 mod mode_bar;
 mod model_picker;
 mod predictions;

@@ -35,7 +35,7 @@ pub fn ModelPicker() -> impl IntoView {
     };
     let load_custom =
         move || match parse_model_ref(&custom_text.get_untracked(), &model.hub.get_value()) {
-            Ok(remote) => loader.load_remote(CUSTOM_KEY.to_string(), remote, true),
+            Ok(remote) => loader.load_model_ref(CUSTOM_KEY.to_string(), remote),
             Err(e) => notices.fail(e),
         };
     view! {
