@@ -203,6 +203,7 @@ impl Client {
             heatmap,
             teach,
             notices,
+            explain,
         } = self.state;
         match reply {
             Reply::Alive => {
@@ -275,6 +276,11 @@ impl Client {
                 teach.error.set(None);
                 teach.teaching.set(Some((id, Arc::from(teaching))));
             }
+            Reply::Explanation {
+                id,
+                interventions,
+                explanation,
+            } => self.on_explanation(explain, id, interventions, explanation),
             Reply::Error { scope, message, id } => {
                 if let Some(id) = id {
                     self.pending.update_value(|p| drop(p.remove(&id)));
@@ -297,6 +303,10 @@ impl Client {
                     ErrorScope::Teaching => {
                         notices.status.set(String::new());
                         teach.error.set(Some(message));
+                        return;
+                    }
+                    ErrorScope::Explain => {
+                        self.on_explain_error(explain, message);
                         return;
                     }
                     ErrorScope::Image | ErrorScope::Worker => {}

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::{Backend, BackendChoice};
+use crate::explain::Explanation;
 use crate::teach::{ModelCard, Teaching};
 
 /// Page → worker.
@@ -28,6 +29,14 @@ pub enum Request {
     /// The teaching statistics of the loaded model, and of the image classified as `id` when
     /// it is the worker's latest.
     Inspect { id: Option<u64> },
+    /// Explains `class` for the image classified as `id`, which must be the worker's latest,
+    /// on the CPU whichever backend classified it. Without `interventions`: the maps and the
+    /// logit lens (fast); with them: occlusion, head effects and faithfulness curves too.
+    Explain {
+        id: u64,
+        class: Option<usize>,
+        interventions: bool,
+    },
 }
 
 /// Worker → page.
@@ -51,6 +60,12 @@ pub enum Reply {
         id: Option<u64>,
         teaching: Box<Teaching>,
     },
+    /// Answers `Explain`: what was asked, and the explanation.
+    Explanation {
+        id: u64,
+        interventions: bool,
+        explanation: Box<Explanation>,
+    },
     Error {
         scope: ErrorScope,
         message: String,
@@ -68,6 +83,8 @@ pub enum ErrorScope {
     Image,
     /// The teaching views' statistics.
     Teaching,
+    /// The explanation views.
+    Explain,
     Worker,
 }
 
@@ -218,6 +235,11 @@ mod tests {
             Request::Classify { id: 7 },
             Request::Inspect { id: Some(7) },
             Request::Inspect { id: None },
+            Request::Explain {
+                id: 7,
+                class: Some(3),
+                interventions: false,
+            },
         ];
         for request in requests {
             let json = serde_json::to_string(&request).unwrap();

@@ -137,6 +137,7 @@ pub struct AppState {
     pub heatmap: Heatmap,
     pub teach: TeachState,
     pub notices: Notices,
+    pub explain: super::explain_state::ExplainState,
 }
 
 impl AppState {
@@ -196,6 +197,7 @@ impl AppState {
                 status: RwSignal::new("Starting…".to_string()),
                 download: RwSignal::new(None),
             },
+            explain: super::explain_state::ExplainState::new(),
         }
     }
 
@@ -206,5 +208,6 @@ impl AppState {
         provide_context(self.heatmap);
         provide_context(self.teach);
         provide_context(self.notices);
+        provide_context(self.explain);
     }
 }

@@ -29,6 +29,8 @@ struct Loaded {
     /// first use.
     teacher: Option<VisionTransformer>,
     model_stats: Option<ModelStats>,
+    /// The explanation views' CPU model, built on first use.
+    explainer: Option<crate::explain::ExplainModel>,
 }
 
 #[derive(Default)]
@@ -186,6 +188,7 @@ async fn handle(
                         last_input: None,
                         teacher: None,
                         model_stats: None,
+                        explainer: None,
                     })
                 }
                 Err(message) => {
@@ -302,6 +305,49 @@ async fn handle(
             }
             Some(current)
         }
+        Request::Explain {
+            id,
+            class,
+            interventions,
+        } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Explain,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    None,
+                );
+                return None;
+            };
+            answer_explain(&mut current, id, class, interventions);
+            Some(current)
+        }
+    }
+}
+
+/// Posts the explanation of image `id` (see [`super::explain_worker`]).
+fn answer_explain(current: &mut Loaded, id: u64, class: Option<usize>, interventions: bool) {
+    post(
+        &Reply::Status {
+            message: "Computing the explanation…".into(),
+        },
+        &[],
+    );
+    let last = current.last_input.as_ref();
+    let answer = super::explain_worker::explain(
+        &mut current.explainer,
+        &current.checkpoint,
+        last,
+        id,
+        class,
+        interventions,
+    );
+    match answer {
+        Ok(reply) => post(&reply, &[]),
+        Err(e) => post_error(
+            ErrorScope::Explain,
+            format!("The explanation could not be computed: {e}"),
+            None,
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use super::controls::Controls;
 use super::download_bar::DownloadBar;
 use super::error_banner::ErrorBanner;
+use super::explain::ExplainPanel;
 use super::header::Header;
 use super::mode_bar::ModeBar;
 use super::predictions::Predictions;
@@ -43,8 +44,11 @@ pub fn App() -> impl IntoView {
     }
     let drag_over = listen_to_window(loader, state);
     client.ask_for_teaching();
+    let explain = state.explain;
+    client.ask_for_explanations(explain);
 
     let teach = state.teach;
+    let explaining = move || explain.on.get() && !teach.on.get();
     view! {
         <div class="app" class:dragging=move || drag_over.get() class:projector=move || teach.projector.get()>
             <Header/>
@@ -53,9 +57,12 @@ pub fn App() -> impl IntoView {
             <ModeBar/>
             <main class="main">
                 <div class="left">
-                    <div class:hidden=move || teach.on.get()>
+                    <div class:hidden=move || teach.on.get() || explaining()>
                         <Stage/>
                     </div>
+                    <Show when=explaining>
+                        <ExplainPanel/>
+                    </Show>
                     <Show when=move || teach.on.get()>
                         <TeachPanel/>
                     </Show>
