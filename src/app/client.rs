@@ -281,6 +281,12 @@ impl Client {
                 interventions,
                 explanation,
             } => self.on_explanation(explain, id, interventions, explanation),
+            Reply::WhatIf {
+                id,
+                hidden_patches,
+                heads_off,
+                predictions,
+            } => self.on_what_if(explain, id, hidden_patches, heads_off, predictions),
             Reply::Error { scope, message, id } => {
                 if let Some(id) = id {
                     self.pending.update_value(|p| drop(p.remove(&id)));

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use leptos::prelude::*;
 
 use super::client::Client;
-use super::explain_state::{answers, ExplainKey, ExplainState};
+use super::explain_state::{answers, ExplainKey, ExplainState, WhatIf};
 use super::protocol::Request;
+use crate::analysis::Prediction;
 use crate::explain::Explanation;
 
 impl Client {
@@ -53,6 +54,62 @@ impl Client {
         });
     }
 
+    /// Asks for the top classes with the patches and heads the user took away, one request
+    /// at a time. Call it once, inside the app's owner.
+    pub fn ask_what_if(&self, explain: ExplainState) {
+        let client = *self;
+        let result = self.state().result;
+        Effect::new(move |_| {
+            if !explain.on.get() || explain.what_if_in_flight.get() {
+                return;
+            }
+            let Some(id) = result.current.with(|r| r.as_ref().map(|r| r.id)) else {
+                return;
+            };
+            let key = (id, explain.hidden.get(), explain.heads_off.get());
+            if key.1.is_empty() && key.2.is_empty() {
+                return;
+            }
+            let answered = explain
+                .what_if
+                .with(|w| w.as_ref().is_some_and(|w| w.key == key));
+            if answered
+                || explain
+                    .what_if_asked
+                    .with_value(|a| a.as_ref() == Some(&key))
+            {
+                return;
+            }
+            explain.what_if_asked.set_value(Some(key.clone()));
+            explain.what_if_in_flight.set(true);
+            let (id, hidden_patches, heads_off) = key;
+            client.post(
+                &Request::WhatIf {
+                    id,
+                    hidden_patches,
+                    heads_off,
+                },
+                Vec::new(),
+            );
+        });
+    }
+
+    /// Takes the worker's what-if answer.
+    pub fn on_what_if(
+        &self,
+        explain: ExplainState,
+        id: u64,
+        hidden: Vec<usize>,
+        heads_off: Vec<(usize, usize)>,
+        predictions: Vec<Prediction>,
+    ) {
+        explain.what_if.set(Some(WhatIf {
+            key: (id, hidden, heads_off),
+            predictions,
+        }));
+        explain.what_if_in_flight.set(false);
+    }
+
     /// Takes the worker's explanation of result `id`.
     pub fn on_explanation(
         &self,
@@ -77,5 +134,6 @@ impl Client {
         self.state().notices.status.set(String::new());
         explain.error.set(Some(message));
         explain.in_flight.set(false);
+        explain.what_if_in_flight.set(false);
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 
+use crate::analysis::Prediction;
 use crate::explain::Explanation;
 
 /// One explanation request: the image (its result id), the class, and whether it asks for
@@ -33,6 +34,26 @@ pub struct ExplainState {
     pub asked: StoredValue<Option<ExplainKey>>,
     /// Why the worker could not explain.
     pub error: RwSignal<Option<String>>,
+    /// Patches (row-major on the grid) the user hid, sorted.
+    pub hidden: RwSignal<Vec<usize>>,
+    /// Heads (layer, head), 0-based, the user switched off, sorted.
+    pub heads_off: RwSignal<Vec<(usize, usize)>>,
+    /// The worker's last what-if answer.
+    pub what_if: RwSignal<Option<WhatIf>>,
+    /// A what-if request is with the worker.
+    pub what_if_in_flight: RwSignal<bool>,
+    /// The last what-if request sent.
+    pub what_if_asked: StoredValue<Option<WhatIfKey>>,
+}
+
+/// What a what-if request asks: result id, hidden patches, heads off.
+pub type WhatIfKey = (u64, Vec<usize>, Vec<(usize, usize)>);
+
+/// A what-if answer: what was asked, and the top classes then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WhatIf {
+    pub key: WhatIfKey,
+    pub predictions: Vec<Prediction>,
 }
 
 impl Default for ExplainState {
@@ -51,6 +72,11 @@ impl ExplainState {
             in_flight: RwSignal::new(false),
             asked: StoredValue::new(None),
             error: RwSignal::new(None),
+            hidden: RwSignal::new(Vec::new()),
+            heads_off: RwSignal::new(Vec::new()),
+            what_if: RwSignal::new(None),
+            what_if_in_flight: RwSignal::new(false),
+            what_if_asked: StoredValue::new(None),
         }
     }
 
@@ -60,6 +86,14 @@ impl ExplainState {
             .get()
             .filter(|(picked, _)| *picked == id)
             .map_or(top1, |(_, class)| class)
+    }
+}
+
+/// Adds `item` to the sorted `list`, or takes it out if it is there.
+pub fn toggle<T: Ord>(list: &mut Vec<T>, item: T) {
+    match list.binary_search(&item) {
+        Ok(i) => drop(list.remove(i)),
+        Err(i) => list.insert(i, item),
     }
 }
 

@@ -37,6 +37,13 @@ pub enum Request {
         class: Option<usize>,
         interventions: bool,
     },
+    /// The top classes of the image classified as `id` (the worker's latest) with its
+    /// `hidden_patches` dropped and the heads `heads_off` (layer, head) zeroed, on the CPU.
+    WhatIf {
+        id: u64,
+        hidden_patches: Vec<usize>,
+        heads_off: Vec<(usize, usize)>,
+    },
 }
 
 /// Worker → page.
@@ -65,6 +72,13 @@ pub enum Reply {
         id: u64,
         interventions: bool,
         explanation: Box<Explanation>,
+    },
+    /// Answers `WhatIf`: what was asked, and the top classes then.
+    WhatIf {
+        id: u64,
+        hidden_patches: Vec<usize>,
+        heads_off: Vec<(usize, usize)>,
+        predictions: Vec<crate::analysis::Prediction>,
     },
     Error {
         scope: ErrorScope,

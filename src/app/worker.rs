@@ -321,6 +321,34 @@ async fn handle(
             answer_explain(&mut current, id, class, interventions);
             Some(current)
         }
+        Request::WhatIf {
+            id,
+            hidden_patches,
+            heads_off,
+        } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Explain,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    None,
+                );
+                return None;
+            };
+            let last = current.last_input.as_ref();
+            let answer = super::explain_worker::what_if(
+                &mut current.explainer,
+                &current.checkpoint,
+                last,
+                id,
+                hidden_patches,
+                heads_off,
+            );
+            match answer {
+                Ok(reply) => post(&reply, &[]),
+                Err(e) => post_error(ErrorScope::Explain, format!("What if: {e}"), None),
+            }
+            Some(current)
+        }
     }
 }
 

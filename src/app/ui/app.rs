@@ -46,6 +46,7 @@ pub fn App() -> impl IntoView {
     client.ask_for_teaching();
     let explain = state.explain;
     client.ask_for_explanations(explain);
+    client.ask_what_if(explain);
 
     let teach = state.teach;
     let explaining = move || explain.on.get() && !teach.on.get();

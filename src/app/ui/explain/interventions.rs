@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use crate::explain::Explanation;
 
-/// The ten heads whose removal changes the class probability most.
+/// The ten heads whose removal lowers the class score most.
 #[component]
 pub fn HeadRanking(explanation: Arc<Explanation>) -> impl IntoView {
     let rows = explanation
@@ -18,7 +18,7 @@ pub fn HeadRanking(explanation: Arc<Explanation>) -> impl IntoView {
             view! {
                 <tr data-testid="head-effect" data-layer=h.layer data-head=h.head data-effect=h.effect.to_string()>
                     <td>{format!("layer {}, head {}", h.layer + 1, h.head + 1)}</td>
-                    <td class="num">{format!("{:+.2} pp", h.effect * 100.0)}</td>
+                    <td class="num">{format!("{:+.3}", h.effect)}</td>
                 </tr>
             }
         })
@@ -26,7 +26,7 @@ pub fn HeadRanking(explanation: Arc<Explanation>) -> impl IntoView {
     view! {
         <section class="explain-heads">
             <h3>"Heads that matter"</h3>
-            <p class="muted">"Each head switched off alone (its output zeroed): how much the class probability drops. Large drops mark heads the decision leans on."</p>
+            <p class="muted">"Each head switched off alone (its output zeroed): how much the class logit drops. Large drops mark heads the decision leans on; negative ones, heads that argue against it."</p>
             <table class="lens"><tbody>{rows}</tbody></table>
         </section>
     }

@@ -6,6 +6,7 @@
 mod interventions;
 mod lens;
 mod map;
+mod what_if;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use leptos::prelude::*;
 use self::interventions::{Faithfulness, HeadRanking};
 use self::lens::LensTable;
 use self::map::MapCanvas;
+use self::what_if::WhatIfPanel;
 use crate::app::explain_state::{answers, ExplainState};
 use crate::app::state::{Heatmap, ModelState, ResultState};
 use crate::engine::Backend;
@@ -147,6 +149,7 @@ pub fn ExplainPanel() -> impl IntoView {
                 <MapCanvas title="Occlusion" testid="map-occlusion" values=occlusion
                     about="Each patch token dropped in turn: how much the class probability falls without it. Bright patches are ones the model needs."/>
             </div>
+            <WhatIfPanel/>
             {move || extra.get().map(|e| view! {
                 <div class="explain-what-if">
                     <HeadRanking explanation=e.clone()/>
