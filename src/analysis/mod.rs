@@ -317,7 +317,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 /// One class of a [`top_k`] answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// Class index into the logits.
     pub index: usize,

@@ -264,7 +264,7 @@ impl Client {
     }
 
     /// Sends a request, or keeps it until the worker is alive.
-    fn post(&self, request: &Request, buffers: Vec<Arc<Vec<u8>>>) {
+    pub(super) fn post(&self, request: &Request, buffers: Vec<Arc<Vec<u8>>>) {
         let mut buffers = Some(buffers);
         self.outbox.update_value(|outbox| {
             if let Some(outbox) = outbox {
@@ -384,6 +384,7 @@ impl Client {
             heatmap,
             teach,
             notices,
+            explain,
         } = self.state;
         match reply {
             Reply::Alive => {
@@ -474,6 +475,17 @@ impl Client {
                 teach.error.set(None);
                 teach.teaching.set(Some((id, Arc::from(teaching))));
             }
+            Reply::Explanation {
+                id,
+                interventions,
+                explanation,
+            } => self.on_explanation(explain, id, interventions, explanation),
+            Reply::WhatIf {
+                id,
+                hidden_patches,
+                heads_off,
+                predictions,
+            } => self.on_what_if(explain, id, hidden_patches, heads_off, predictions),
             Reply::Error { scope, message, id } => {
                 if let Some(id) = id {
                     self.image_done(id);
@@ -503,6 +515,10 @@ impl Client {
                     ErrorScope::Teaching => {
                         notices.status.set(String::new());
                         teach.error.set(Some(message));
+                        return;
+                    }
+                    ErrorScope::Explain => {
+                        self.on_explain_error(explain, message);
                         return;
                     }
                     ErrorScope::Image | ErrorScope::Worker => {}

@@ -23,6 +23,12 @@ mod client;
 #[cfg(target_arch = "wasm32")]
 mod dom;
 #[cfg(target_arch = "wasm32")]
+mod explain_client;
+#[cfg(target_arch = "wasm32")]
+mod explain_state;
+#[cfg(target_arch = "wasm32")]
+mod explain_worker;
+#[cfg(target_arch = "wasm32")]
 mod load;
 #[cfg(target_arch = "wasm32")]
 mod net;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::{Backend, BackendChoice};
+use crate::explain::Explanation;
 use crate::teach::{ModelCard, Teaching};
 
 /// Page → worker.
@@ -28,6 +29,21 @@ pub enum Request {
     /// The teaching statistics of the loaded model, and of the image classified as `id` when
     /// it is the worker's latest.
     Inspect { id: Option<u64> },
+    /// Explains `class` for the image classified as `id`, which must be the worker's latest,
+    /// on the CPU whichever backend classified it. Without `interventions`: the maps and the
+    /// logit lens (fast); with them: occlusion, head effects and faithfulness curves too.
+    Explain {
+        id: u64,
+        class: Option<usize>,
+        interventions: bool,
+    },
+    /// The top classes of the image classified as `id` (the worker's latest) with its
+    /// `hidden_patches` dropped and the heads `heads_off` (layer, head) zeroed, on the CPU.
+    WhatIf {
+        id: u64,
+        hidden_patches: Vec<usize>,
+        heads_off: Vec<(usize, usize)>,
+    },
 }
 
 /// Worker → page.
@@ -57,6 +73,19 @@ pub enum Reply {
         id: Option<u64>,
         teaching: Box<Teaching>,
     },
+    /// Answers `Explain`: what was asked, and the explanation.
+    Explanation {
+        id: u64,
+        interventions: bool,
+        explanation: Box<Explanation>,
+    },
+    /// Answers `WhatIf`: what was asked, and the top classes then.
+    WhatIf {
+        id: u64,
+        hidden_patches: Vec<usize>,
+        heads_off: Vec<(usize, usize)>,
+        predictions: Vec<crate::analysis::Prediction>,
+    },
     Error {
         scope: ErrorScope,
         message: String,
@@ -74,6 +103,8 @@ pub enum ErrorScope {
     Image,
     /// The teaching views' statistics.
     Teaching,
+    /// The explanation views.
+    Explain,
     /// A message the worker could not read.
     Worker,
     /// The worker panicked: its wasm instance is dead and the page must start a new one.
@@ -227,6 +258,11 @@ mod tests {
             Request::Classify { id: 7 },
             Request::Inspect { id: Some(7) },
             Request::Inspect { id: None },
+            Request::Explain {
+                id: 7,
+                class: Some(3),
+                interventions: false,
+            },
         ];
         for request in requests {
             let json = serde_json::to_string(&request).unwrap();

@@ -146,6 +146,7 @@ pub struct AppState {
     pub heatmap: Heatmap,
     pub teach: TeachState,
     pub notices: Notices,
+    pub explain: super::explain_state::ExplainState,
 }
 
 impl AppState {
@@ -204,6 +205,7 @@ impl AppState {
                 status: RwSignal::new("Starting…".to_string()),
                 download: RwSignal::new(None),
             },
+            explain: super::explain_state::ExplainState::new(),
         }
     }
 
@@ -214,5 +216,6 @@ impl AppState {
         provide_context(self.heatmap);
         provide_context(self.teach);
         provide_context(self.notices);
+        provide_context(self.explain);
     }
 }

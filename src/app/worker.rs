@@ -29,6 +29,8 @@ struct Loaded {
     /// first use.
     teacher: Option<VisionTransformer>,
     model_stats: Option<ModelStats>,
+    /// The explanation views' CPU model, built on first use.
+    explainer: Option<crate::explain::ExplainModel>,
 }
 
 #[derive(Default)]
@@ -189,6 +191,8 @@ fn describe(request: &Request) -> String {
         Request::SetBackend { backend } => format!("switching to the {backend:?} backend"),
         Request::Classify { .. } => "classifying an image".to_string(),
         Request::Inspect { .. } => "computing the teaching views".to_string(),
+        Request::Explain { .. } => "explaining the prediction".to_string(),
+        Request::WhatIf { .. } => "running the image with patches hidden or heads off".to_string(),
     }
 }
 
@@ -249,6 +253,7 @@ async fn handle(
                         last_input: None,
                         teacher: None,
                         model_stats: None,
+                        explainer: None,
                     })
                 }
                 Err(message) => {
@@ -369,6 +374,77 @@ async fn handle(
             }
             Some(current)
         }
+        Request::Explain {
+            id,
+            class,
+            interventions,
+        } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Explain,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    None,
+                );
+                return None;
+            };
+            answer_explain(&mut current, id, class, interventions);
+            Some(current)
+        }
+        Request::WhatIf {
+            id,
+            hidden_patches,
+            heads_off,
+        } => {
+            let Some(mut current) = loaded else {
+                post_error(
+                    ErrorScope::Explain,
+                    "No model is loaded yet; wait for it or pick one.".into(),
+                    None,
+                );
+                return None;
+            };
+            let last = current.last_input.as_ref();
+            let answer = super::explain_worker::what_if(
+                &mut current.explainer,
+                &current.checkpoint,
+                last,
+                id,
+                hidden_patches,
+                heads_off,
+            );
+            match answer {
+                Ok(reply) => post(&reply, &[]),
+                Err(e) => post_error(ErrorScope::Explain, format!("What if: {e}"), None),
+            }
+            Some(current)
+        }
+    }
+}
+
+/// Posts the explanation of image `id` (see [`super::explain_worker`]).
+fn answer_explain(current: &mut Loaded, id: u64, class: Option<usize>, interventions: bool) {
+    post(
+        &Reply::Status {
+            message: "Computing the explanation…".into(),
+        },
+        &[],
+    );
+    let last = current.last_input.as_ref();
+    let answer = super::explain_worker::explain(
+        &mut current.explainer,
+        &current.checkpoint,
+        last,
+        id,
+        class,
+        interventions,
+    );
+    match answer {
+        Ok(reply) => post(&reply, &[]),
+        Err(e) => post_error(
+            ErrorScope::Explain,
+            format!("The explanation could not be computed: {e}"),
+            None,
+        ),
     }
 }
 

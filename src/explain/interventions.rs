@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::network::{Embedded, ExplainModel};
 use super::ExplainError;
@@ -71,7 +71,7 @@ impl Intervention {
 }
 
 /// One head's effect on the class score.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeadEffect {
     pub layer: usize,
     pub head: usize,
@@ -81,7 +81,7 @@ pub struct HeadEffect {
 }
 
 /// Every head's single-head knockout effect.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeadEffects {
     /// `[layer][head]` effect, as in [`HeadEffect::effect`].
     pub effects: Vec<Vec<f32>>,
@@ -90,7 +90,7 @@ pub struct HeadEffects {
 }
 
 /// Deletion and insertion curves of p_c for one patch order.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaithfulnessCurve {
     /// Which map ranked the patches (`rollout`, `chefer`, `grad_rollout`, `occlusion`,
     /// `random`).

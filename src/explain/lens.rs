@@ -2,14 +2,14 @@
 //! after every layer, as if the network stopped there. The last layer's entry is the
 //! model's own output.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::network::{ExplainModel, Trace};
 use super::ExplainError;
 use crate::analysis::{softmax, top_k, Prediction};
 
 /// What the classifier reads after one layer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LensLayer {
     /// The `k` most probable classes (softmax over that layer's logits), most probable first.
     pub top: Vec<Prediction>,

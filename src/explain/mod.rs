@@ -111,7 +111,7 @@ impl Default for ExplainOptions {
 }
 
 /// Everything [`explain`] found about one image and one class.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     /// The explained class: the one asked for, or the model's top-1.
     pub class: usize,

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use super::controls::Controls;
 use super::download_bar::DownloadBar;
 use super::error_banner::ErrorBanner;
+use super::explain::ExplainPanel;
 use super::header::Header;
 use super::mode_bar::ModeBar;
 use super::predictions::Predictions;
@@ -32,8 +33,12 @@ pub fn App() -> impl IntoView {
     loader.load_at_start();
     let drag_over = listen_to_window(loader, state);
     client.ask_for_teaching();
+    let explain = state.explain;
+    client.ask_for_explanations(explain);
+    client.ask_what_if(explain);
 
     let teach = state.teach;
+    let explaining = move || explain.on.get() && !teach.on.get();
     view! {
         <div class="app" class:dragging=move || drag_over.get() class:projector=move || teach.projector.get()>
             <Header/>
@@ -42,9 +47,12 @@ pub fn App() -> impl IntoView {
             <ModeBar/>
             <main class="main">
                 <div class="left">
-                    <div class:hidden=move || teach.on.get()>
+                    <div class:hidden=move || teach.on.get() || explaining()>
                         <Stage/>
                     </div>
+                    <Show when=explaining>
+                        <ExplainPanel/>
+                    </Show>
                     <Show when=move || teach.on.get()>
                         <TeachPanel/>
                     </Show>

@@ -6,6 +6,7 @@ mod backend_picker;
 mod controls;
 mod download_bar;
 mod error_banner;
+mod explain;
 mod header;
 mod host_confirm;
 mod mode_bar;

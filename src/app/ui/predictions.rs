@@ -1,13 +1,15 @@
-//! The top-5 classes of the current result.
+//! The top-5 classes of the current result; clicking one explains it in Explain mode.
 
 use leptos::prelude::*;
 
+use crate::app::explain_state::ExplainState;
 use crate::app::state::ResultState;
 
 /// The current result's five most likely classes, with bars.
 #[component]
 pub fn Predictions() -> impl IntoView {
     let result = expect_context::<ResultState>();
+    let explain = expect_context::<ExplainState>();
     view! {
         <section class="card predictions">
             <h2>"Top 5"</h2>
@@ -20,10 +22,16 @@ pub fn Predictions() -> impl IntoView {
                         .enumerate()
                         .map(|(i, p)| {
                             let pct = p.prob * 100.0;
+                            let (id, index) = (r.id, p.index);
+                            let top1 = r.top.first().map_or(index, |t| t.index);
+                            let picked = move || explain.on.get() && explain.class_for(id, top1) == index;
                             view! {
                                 <div
                                     class="pred"
                                     class:first=i == 0
+                                    class:picked=picked
+                                    title="Explain this class"
+                                    on:click=move |_| explain.picked.set(Some((id, index)))
                                     data-testid="prediction"
                                     data-index=p.index
                                     data-label=p.label.clone()
