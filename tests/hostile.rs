@@ -1191,3 +1191,81 @@ fn fuzz_findings_and_seeds_replay_without_a_crash() {
         "only {replayed} inputs under fuzz/regressions and fuzz/seeds"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Teaching statistics and the command line's numbers
+
+#[test]
+fn filter_components_of_a_huge_patch_embedding() {
+    refused(
+        "PCA of 2048 filters of 3·32·32 values",
+        &["2048", "filters"],
+        || {
+            let weight = vit_lens::checkpoint::WeightTensor::new(
+                vec![2048, 3, 32, 32],
+                vec![0.5; 2048 * 3072],
+            );
+            vit_lens::teach::filter_pca(&weight, 28)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    );
+}
+
+/// Runs the CLI, which must fail with exit code 1 and one `error:` line naming `names`.
+fn cli_refuses(args: &[&str], names: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vit-lens"))
+        .args(args)
+        .output()
+        .expect("vit-lens runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    refused(&format!("vit-lens {}", args.join(" ")), names, || {
+        Err(stderr.trim_start_matches("error: ").to_string())
+    });
+}
+
+#[test]
+fn cli_bench_numbers_out_of_range() {
+    cli_refuses(&["bench", "--runs", "2305843009213693952"], &["--runs"]);
+    cli_refuses(&["bench", "--batch", "4611686018427387904"], &["--batch"]);
+    cli_refuses(
+        &["bench", "--warmup", "18446744073709551615"],
+        &["--warmup"],
+    );
+    cli_refuses(
+        &["bench", "--threads", "1152921504606846976"],
+        &["--threads"],
+    );
+    cli_refuses(&["bench", "--runs", "0"], &["--runs"]);
+}
+
+#[test]
+fn cli_explain_class_and_ratio_out_of_range() {
+    let model = common::fixture_dir("tiny_vit_hf");
+    let model = model.to_str().expect("utf-8 path");
+    let image = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/images/gray.png"
+    );
+    cli_refuses(
+        &[
+            "explain", "--model", model, "--image", image, "--class", "99",
+        ],
+        &["class 99"],
+    );
+    cli_refuses(
+        &[
+            "explain",
+            "--model",
+            model,
+            "--image",
+            image,
+            "--discard-ratio",
+            "1.5",
+        ],
+        &["--discard-ratio"],
+    );
+}

@@ -49,11 +49,11 @@ pub enum ExplainError {
     Input(String),
     #[error("the model cannot be explained: {0}")]
     Model(String),
-    #[error("class {class} does not exist: the model has {classes} classes (0 to {})", classes.saturating_sub(1))]
+    #[error("class {class} does not exist: the model has {classes} classes; pick one from 0 to {}", classes.saturating_sub(1))]
     ClassOutOfRange { class: usize, classes: usize },
-    #[error("patch {patch} does not exist: the image has {patches} patches")]
+    #[error("patch {patch} does not exist: the image has {patches} patches; pick from 0 to {}", patches.saturating_sub(1))]
     PatchOutOfRange { patch: usize, patches: usize },
-    #[error("head {head} of layer {layer} does not exist: the model has {layers} layers of {heads} heads")]
+    #[error("head {head} of layer {layer} does not exist: the model has {layers} layers of {heads} heads; pick a head below those")]
     HeadOutOfRange {
         layer: usize,
         head: usize,

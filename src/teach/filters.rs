@@ -22,6 +22,11 @@ pub struct FilterPca {
     pub explained_variance_ratio: Vec<f32>,
 }
 
+/// The largest Gram matrix side the filter PCA solves (its Jacobi sweeps cost side³).
+const MAX_PCA_DIM: u64 = 1024;
+/// The most multiply-adds the Gram matrix may take (ViT-H/14: 588² · 1,280 ≈ 4.4e8).
+const MAX_PCA_WORK: u64 = 4_000_000_000;
+
 /// `weight`: the patch-embedding convolution, (hidden, channels, patch, patch). Returns at
 /// most `k` components (fewer when the filters span fewer dimensions).
 pub fn filter_pca(weight: &WeightTensor, k: usize) -> Result<FilterPca, TeachError> {
@@ -40,6 +45,16 @@ pub fn filter_pca(weight: &WeightTensor, k: usize) -> Result<FilterPca, TeachErr
         }
     };
     let f = channels * patch * patch;
+    // The Gram matrix costs min² · max multiply-adds and the eigen-solve min³ per sweep.
+    let (small, large) = (d.min(f) as u64, d.max(f) as u64);
+    if small > MAX_PCA_DIM || small * small * large > MAX_PCA_WORK {
+        return Err(TeachError::TooLarge {
+            what: format!("the principal components of {d} patch filters of {f} values each"),
+            limit: format!(
+                "up to {MAX_PCA_DIM} filters or filter values (ViT-H/14 has 1,280 filters of 588)"
+            ),
+        });
+    }
     // Centred samples, f64: (d, f).
     let mut x: Vec<f64> = weight.data.iter().map(|&v| f64::from(v)).collect();
     for col in 0..f {

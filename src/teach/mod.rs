@@ -43,6 +43,11 @@ pub enum TeachError {
         shape: Vec<usize>,
         expected: String,
     },
+    #[error(
+        "computing {what} is too much work for a teaching view; vit-lens computes it for {limit} \
+         — use a smaller model for this view"
+    )]
+    TooLarge { what: String, limit: String },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("tensor computation failed: {0}")]
