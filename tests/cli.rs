@@ -620,3 +620,66 @@ fn explain_prints_the_maps_pytorch_computes() {
         "{stderr}"
     );
 }
+
+/// `vit-lens explain --heads-off` and `--hide` against PyTorch: the class probabilities with a
+/// set of heads zeroed (their slice of the attention context, before the output projection),
+/// and p_c with one patch token dropped, equal to p_c(full) − occlusion[i].
+#[test]
+fn explain_what_if_matches_pytorch_interventions() {
+    let scratch = ScratchDir::new("cli-what-if");
+    let name = "tiny_vit_hf";
+    let pixels = reference_pixels(&scratch, name);
+    let bytes = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/explain/tiny_vit_hf.safetensors"),
+    )
+    .unwrap();
+    let want = vit_lens::checkpoint::read_safetensors(&bytes)
+        .unwrap()
+        .tensors;
+    let model = fixture_dir(name);
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
+            .args(["explain", "--model", model.to_str().unwrap()])
+            .args([
+                "--pixels",
+                pixels.to_str().unwrap(),
+                "--no-interventions",
+                "--json",
+            ])
+            .args(extra)
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .expect("vit-lens runs");
+        stdout_json(&out)
+    };
+    let prob_of = |json: &serde_json::Value, class: usize| -> f32 {
+        json["what_if"]["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["index"] == class)
+            .map(|p| p["prob"].as_f64().unwrap() as f32)
+            .expect("class in the top 5")
+    };
+
+    // Heads off: the reference's set, as LAYER:HEAD pairs.
+    let heads = &want["knockout_set_heads"].data;
+    let pairs: Vec<String> = heads
+        .chunks(2)
+        .map(|p| format!("{}:{}", p[0] as usize, p[1] as usize))
+        .collect();
+    let json = run(&["--heads-off", &pairs.join(",")]);
+    let logits = &want["knockout_set"].data;
+    let probs = vit_lens::analysis::softmax(logits);
+    for (class, &p) in probs.iter().enumerate() {
+        assert!((prob_of(&json, class) - p).abs() < 1e-4, "class {class}");
+    }
+
+    // One patch hidden: p_c falls by the occlusion value PyTorch measured.
+    let class = want["classes"].data[0] as usize;
+    let full = run(&["--class", &class.to_string(), "--hide", "5"]);
+    let p_full = full["prob"].as_f64().unwrap() as f32;
+    let drop = want["occlusion.0"].data[5];
+    assert!((prob_of(&full, class) - (p_full - drop)).abs() < 2e-4);
+}

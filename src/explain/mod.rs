@@ -25,6 +25,7 @@ mod lens;
 mod maps;
 mod network;
 mod ops;
+mod what_if;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};

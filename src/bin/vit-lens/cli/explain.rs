@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use vit_lens::explain::{explain, ExplainOptions, Explanation};
+use vit_lens::analysis::{softmax, top_k};
+use vit_lens::explain::{ExplainModel, ExplainOptions, Explanation, HeadId};
 
 use super::common::{load_checkpoint, read_input, InputArgs};
 
@@ -30,9 +31,32 @@ pub struct ExplainArgs {
     /// only.
     #[arg(long)]
     pub no_interventions: bool,
+    /// "What if": patches to hide (row-major on the patch grid, comma-separated), as the
+    /// page's explain mode hides them; adds `what_if` (the top classes without them).
+    #[arg(long, value_name = "P,P,…", value_delimiter = ',')]
+    pub hide: Vec<usize>,
+    /// "What if": heads to switch off, as LAYER:HEAD pairs counted from 0 (e.g. 2:1,3:0).
+    #[arg(long, value_name = "L:H,…", value_delimiter = ',', value_parser = parse_head)]
+    pub heads_off: Vec<HeadId>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `L:H` → the head H of layer L (both from 0).
+fn parse_head(text: &str) -> Result<HeadId, String> {
+    let parse = |part: &str| part.trim().parse::<usize>().ok();
+    match text.split_once(':') {
+        Some((layer, head)) => match (parse(layer), parse(head)) {
+            (Some(layer), Some(head)) => Ok(HeadId { layer, head }),
+            _ => Err(format!(
+                "`{text}` is not LAYER:HEAD; give two numbers such as 2:1"
+            )),
+        },
+        None => Err(format!(
+            "`{text}` is not LAYER:HEAD; give two numbers such as 2:1"
+        )),
+    }
 }
 
 pub fn run(args: ExplainArgs) -> Result<()> {
@@ -63,12 +87,37 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         faithfulness: interventions,
         ..ExplainOptions::default()
     };
-    let explanation = explain(&checkpoint, &pixels, args.class, &options)
+    let model = ExplainModel::new(&checkpoint).context("cannot explain this model")?;
+    let explanation = model
+        .explain(&pixels, args.class, &options)
         .context("cannot explain the prediction")?;
+    let what_if = if args.hide.is_empty() && args.heads_off.is_empty() {
+        None
+    } else {
+        let logits = model
+            .what_if(&pixels, &args.hide, &args.heads_off)
+            .context("cannot run the image with those patches hidden or heads off")?;
+        Some(top_k(&softmax(&logits), &checkpoint.labels, 5))
+    };
     if args.json {
-        println!("{}", to_json(&explanation));
+        let mut json = to_json(&explanation);
+        if let Some(top) = &what_if {
+            json["what_if"] = json!({
+                "hidden_patches": args.hide,
+                "heads_off": args.heads_off,
+                "top": top,
+            });
+        }
+        println!("{json}");
     } else {
         print_summary(&explanation);
+        if let Some(top) = &what_if {
+            let parts: Vec<String> = top
+                .iter()
+                .map(|p| format!("{} {:.2} %", p.label, p.prob * 100.0))
+                .collect();
+            println!("what if: {}", parts.join(", "));
+        }
     }
     Ok(())
 }
