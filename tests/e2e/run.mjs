@@ -721,6 +721,44 @@ test("explain: class-specific maps and the logit lens match the native library f
     await page.click('[data-testid="explain-class-go"]');
     const again = await waitExplained(page, preds[0].index, second.chefer.join(","));
     assertMap("chefer (typed)", again.chefer, first.chefer, 1e-6);
+
+    // What if: hide the patches the chefer map ranks highest, then switch a head off.
+    const whatIf = () => page.$$eval('[data-testid="what-if-prediction"]', (rows) => rows.map((r) => ({ index: +r.dataset.index, prob: +r.dataset.prob })));
+    const waitWhatIf = (hidden, heads) =>
+      page.waitForFunction(
+        ({ hidden, heads }) => {
+          const w = document.querySelector('[data-testid="what-if"]')?.dataset;
+          return w && w.hidden === String(hidden) && w.headsOff === String(heads) && document.querySelectorAll('[data-testid="what-if-prediction"]').length > 0;
+        },
+        { hidden, heads },
+        { timeout: 60_000 },
+      ).catch(async (e) => {
+        await page.screenshot({ path: path.join(SHOTS, "explain-what-if-failure.png"), fullPage: true });
+        const state = await page.$eval('[data-testid="view-explain"]', (v) => v.querySelector('[data-testid="what-if"]')?.outerHTML.slice(0, 600) + " | " + (v.querySelector('[data-testid="explain-error"]')?.textContent ?? "no error"));
+        throw new Error(`what-if (${hidden} patches, ${heads} heads) did not answer: ${state}\n${e.message}`);
+      });
+    const grid = Math.round(Math.sqrt(first.chefer.length));
+    assert.equal(grid * grid, first.chefer.length);
+    const top = first.chefer.map((v, i) => [i, v]).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 12).map((t) => t[0]);
+    await page.locator('[data-testid="what-if-canvas"]').scrollIntoViewIfNeeded();
+    const cbox = await page.locator('[data-testid="what-if-canvas"]').boundingBox();
+    for (const p of top) {
+      const [r, c] = [Math.floor(p / grid), p % grid];
+      await page.mouse.click(cbox.x + ((c + 0.5) / grid) * cbox.width, cbox.y + ((r + 0.5) / grid) * cbox.height);
+    }
+    await waitWhatIf(top.length, 0);
+    const hiddenPreds = await whatIf();
+    assert.equal(hiddenPreds.length, preds.length);
+    const probOf = (list, k) => list.find((p) => p.index === k)?.prob ?? 0;
+    assert.ok(Math.abs(probOf(hiddenPreds, preds[0].index) - preds[0].prob) > 1e-4, "hiding the most relevant patches changes the prediction");
+    await page.screenshot({ path: path.join(SHOTS, "23-explain-hidden-patches.png"), fullPage: true });
+    await page.click('[data-testid="head-toggle"][data-layer="0"][data-head="0"]');
+    await waitWhatIf(top.length, 1);
+    const knocked = await whatIf();
+    assert.notDeepEqual(knocked, hiddenPreds, "switching a head off changes the probabilities");
+    await page.click('[data-testid="what-if-reset"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="what-if"]')?.dataset.hidden === "0");
+    assert.equal(await page.locator('[data-testid="what-if-prediction"]').count(), 0);
     assert.equal(await page.$('[data-testid="explain-error"]'), null, "no explain error");
     assert.equal(await page.$('[data-testid="error"]'), null, "no error");
     assertOrigins(log, [app.url]);
