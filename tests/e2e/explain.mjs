@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 
 export function registerExplainTests(h) {
   const { test, launch, serveStatic, recordRequests, waitReady, dropFile, waitResult, predictions, assertOrigins, assertValues, parseValues } = h;
-  const { ROOT, SAMPLES, SHOTS, TIMEOUT } = h;
+  const { ROOT, DIST, SAMPLES, SHOTS, TIMEOUT } = h;
 
   /** `vit-lens explain` (the native library) for one class of the same model and image, as JSON. */
   function nativeExplanation(image, cls) {

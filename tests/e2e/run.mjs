@@ -622,7 +622,7 @@ test("teach: every view shows the native library's numbers for the same model an
 
 registerExplainTests({
   test, launch, serveStatic, recordRequests, waitReady, dropFile, waitResult, predictions, assertOrigins, assertValues, parseValues,
-  ROOT, SAMPLES, SHOTS, TIMEOUT,
+  ROOT, DIST, SAMPLES, SHOTS, TIMEOUT,
 });
 
 let failed = 0;
