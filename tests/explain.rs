@@ -348,6 +348,10 @@ fn explain_puts_it_all_together() {
     let checkpoint = load_fixture(name);
     let options = ExplainOptions::default();
     let e = explain(&checkpoint, &image0(name), None, &options).expect("explain");
+    // The web worker sends it to the page as JSON: it comes back unchanged.
+    let json = serde_json::to_string(&e).expect("to JSON");
+    let back: vit_lens::explain::Explanation = serde_json::from_str(&json).expect("from JSON");
+    assert_eq!(back, e);
     let reference = explain_reference(name);
     let top1 = reference["classes"].data[0] as usize;
     assert_eq!(e.class, top1);

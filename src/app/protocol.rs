@@ -263,6 +263,11 @@ mod tests {
                 class: Some(3),
                 interventions: false,
             },
+            Request::WhatIf {
+                id: 7,
+                hidden_patches: vec![0, 5],
+                heads_off: vec![(1, 2)],
+            },
         ];
         for request in requests {
             let json = serde_json::to_string(&request).unwrap();
