@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use super::protocol::Reply;
 use crate::analysis::{softmax, top_k};
 use crate::checkpoint::Checkpoint;
-use crate::explain::{ExplainModel, ExplainOptions, HeadId, Intervention};
+use crate::explain::{ExplainModel, ExplainOptions, HeadId};
 use crate::preprocess::Preprocessed;
 
 /// The prepared model (built on first use into `model`) and the model input of image `id`,
@@ -82,32 +82,15 @@ pub fn what_if(
     heads_off: Vec<(usize, usize)>,
 ) -> Result<Reply, String> {
     let (explainer, pixels) = prepare(model, checkpoint, last, id)?;
-    let embedded = explainer.embed(&pixels).map_err(|e| e.to_string())?;
-    let patches = embedded.patches();
-    if let Some(&p) = hidden.iter().find(|&&p| p >= patches) {
-        return Err(format!(
-            "patch {p} does not exist: the image has {patches} patches"
-        ));
-    }
-    if hidden.len() >= patches {
-        return Err("hiding every patch leaves the model nothing to see".to_string());
-    }
-    let (layers, heads) = (checkpoint.config.num_layers, checkpoint.config.num_heads);
-    if let Some(&(l, h)) = heads_off.iter().find(|&&(l, h)| l >= layers || h >= heads) {
-        return Err(format!(
-            "head {h} of layer {l} does not exist: the model has {layers} layers of {heads} heads"
-        ));
-    }
-    let mut intervention = Intervention::drop_patches(patches, &hidden);
-    intervention.heads_off = heads_off
+    let heads: Vec<HeadId> = heads_off
         .iter()
         .map(|&(layer, head)| HeadId { layer, head })
         .collect();
+    // The same check and pass as `vit-lens explain --hide … --heads-off …`.
     let logits = explainer
-        .run(&embedded, &[intervention], 1)
+        .what_if(&pixels, &hidden, &heads)
         .map_err(|e| e.to_string())?;
-    let logits = logits.first().ok_or("no logits came back")?;
-    let predictions = top_k(&softmax(logits), &checkpoint.labels, 5);
+    let predictions = top_k(&softmax(&logits), &checkpoint.labels, 5);
     Ok(Reply::WhatIf {
         id,
         hidden_patches: hidden,

@@ -19,6 +19,25 @@ export function registerExplainTests(h) {
     return JSON.parse(out.toString());
   }
 
+  /** `vit-lens explain --hide … --heads-off …`: the native "what if" top 5 of the same image. */
+  function nativeWhatIf(image, hidden, heads) {
+    const args = ["run", "--quiet", "--bin", "vit-lens", "--", "explain", "--image", image, "--no-interventions", "--json"];
+    if (hidden.length) args.push("--hide", hidden.join(","));
+    if (heads.length) args.push("--heads-off", heads.join(","));
+    const out = execFileSync("cargo", args, { cwd: ROOT, maxBuffer: 64 << 20 });
+    return JSON.parse(out.toString()).what_if.top;
+  }
+
+  /** The page's "what if" top 5 equals the native one within 1e-4. */
+  function assertWhatIf(what, page, native) {
+    assert.equal(page.length, native.length, `${what}: ${page.length} classes vs ${native.length}`);
+    for (const n of native) {
+      const p = page.find((q) => q.index === n.index);
+      assert.ok(p, `${what}: class ${n.index} missing on the page`);
+      assert.ok(Math.abs(p.prob - n.prob) <= 1e-4, `${what}: class ${n.index} page ${p.prob} vs native ${n.prob}`);
+    }
+  }
+
   /** A map's values equal the native ones within `tol` of the native map's largest magnitude. */
   function assertMap(what, page, native, tol) {
     assert.equal(page.length, native.length, `${what}: ${page.length} values vs ${native.length}`);
@@ -141,11 +160,13 @@ export function registerExplainTests(h) {
       assert.equal(hiddenPreds.length, preds.length);
       const probOf = (list, k) => list.find((p) => p.index === k)?.prob ?? 0;
       assert.ok(Math.abs(probOf(hiddenPreds, preds[0].index) - preds[0].prob) > 1e-4, "hiding the most relevant patches changes the prediction");
+      assertWhatIf("hidden patches", hiddenPreds, nativeWhatIf(image, top, []));
       await page.screenshot({ path: path.join(SHOTS, "23-explain-hidden-patches.png"), fullPage: true });
       await page.click('[data-testid="head-toggle"][data-layer="0"][data-head="0"]');
       await waitWhatIf(top.length, 1);
       const knocked = await whatIf();
       assert.notDeepEqual(knocked, hiddenPreds, "switching a head off changes the probabilities");
+      assertWhatIf("hidden patches and head 0:0 off", knocked, nativeWhatIf(image, top, ["0:0"]));
       await page.click('[data-testid="what-if-reset"]');
       await page.waitForFunction(() => document.querySelector('[data-testid="what-if"]')?.dataset.hidden === "0");
       assert.equal(await page.locator('[data-testid="what-if-prediction"]').count(), 0);
