@@ -81,11 +81,20 @@ export function registerExplainTests(h) {
       await waitResult(page);
       const preds = await predictions(page);
       assert.ok(preds.length >= 2, "at least two classes");
+      const forwardMs = await page.$eval('[data-testid="timings"]', (t) => +t.dataset.forwardMs);
+      const t0 = Date.now();
       await page.click('[data-testid="mode-explain"]');
       await page.waitForSelector('[data-testid="view-explain"]');
 
       // The top-1 by default.
       const first = await waitExplained(page, preds[0].index);
+      const mapsMs = Date.now() - t0;
+      await page.waitForSelector('[data-testid="head-effect"]', { timeout: 120_000 });
+      const interventionsMs = Date.now() - t0;
+      console.log(
+        `    explain on the CPU (wasm): forward ${forwardMs} ms; click → maps and lens ${mapsMs} ms; ` +
+          `click → occlusion, head effects and faithfulness ${interventionsMs} ms`,
+      );
       const native1 = nativeExplanation(image, preds[0].index);
       assert.equal(native1.class, preds[0].index);
       const layers = native1.maps.chefer.length;
