@@ -553,6 +553,19 @@ fn auto_backend_explains_its_choice() {
     }
 }
 
+/// tests/fixtures/explain/{name}.safetensors: what PyTorch computed for the explanations.
+fn explain_reference(
+    name: &str,
+) -> std::collections::HashMap<String, vit_lens::checkpoint::WeightTensor> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/explain")
+        .join(format!("{name}.safetensors"));
+    let bytes = std::fs::read(path).unwrap();
+    vit_lens::checkpoint::read_safetensors(&bytes)
+        .unwrap()
+        .tensors
+}
+
 /// `vit-lens explain --json` against PyTorch autograd (tests/fixtures/explain, made by
 /// tests/fixtures/make_explain_reference.py): the Chefer maps of every layer within 1e-3 of
 /// the row maximum and the occlusion map within 2e-4, for the lower-ranked reference class.
@@ -561,14 +574,7 @@ fn explain_prints_the_maps_pytorch_computes() {
     let scratch = ScratchDir::new("cli-explain");
     let name = "tiny_vit_hf";
     let pixels = reference_pixels(&scratch, name);
-    let bytes = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/explain/tiny_vit_hf.safetensors"),
-    )
-    .unwrap();
-    let want = vit_lens::checkpoint::read_safetensors(&bytes)
-        .unwrap()
-        .tensors;
+    let want = explain_reference(name);
     let class = want["classes"].data[1] as usize;
     let model = fixture_dir(name);
     let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))
@@ -629,14 +635,7 @@ fn explain_what_if_matches_pytorch_interventions() {
     let scratch = ScratchDir::new("cli-what-if");
     let name = "tiny_vit_hf";
     let pixels = reference_pixels(&scratch, name);
-    let bytes = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/explain/tiny_vit_hf.safetensors"),
-    )
-    .unwrap();
-    let want = vit_lens::checkpoint::read_safetensors(&bytes)
-        .unwrap()
-        .tensors;
+    let want = explain_reference(name);
     let model = fixture_dir(name);
     let run = |extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_vit-lens"))

@@ -263,14 +263,7 @@ async fn handle(
             }
         }
         Request::SetBackend { backend } => {
-            let Some(mut current) = loaded else {
-                post_error(
-                    ErrorScope::Backend,
-                    "No model is loaded yet; pick one first.".into(),
-                    None,
-                );
-                return None;
-            };
+            let mut current = model_or_say(loaded, ErrorScope::Backend, None)?;
             match build_engine(&current.checkpoint, backend).await {
                 Ok((engine, info)) => {
                     current.engine = engine;
@@ -289,14 +282,7 @@ async fn handle(
             Some(current)
         }
         Request::Classify { id } => {
-            let Some(current) = loaded else {
-                post_error(
-                    ErrorScope::Image,
-                    "No model is loaded yet; wait for it or pick one.".into(),
-                    Some(id),
-                );
-                return None;
-            };
+            let current = model_or_say(loaded, ErrorScope::Image, Some(id))?;
             let image = bytes(buffers.first());
             let mut current = current;
             let gpu_error = match classify(&current, id, &image).await {
@@ -344,14 +330,7 @@ async fn handle(
             Some(current)
         }
         Request::Inspect { id } => {
-            let Some(mut current) = loaded else {
-                post_error(
-                    ErrorScope::Teaching,
-                    "No model is loaded yet; wait for it or pick one.".into(),
-                    None,
-                );
-                return None;
-            };
+            let mut current = model_or_say(loaded, ErrorScope::Teaching, None)?;
             post(
                 &Reply::Status {
                     message: "Computing the teaching views…".into(),
@@ -379,14 +358,7 @@ async fn handle(
             class,
             interventions,
         } => {
-            let Some(mut current) = loaded else {
-                post_error(
-                    ErrorScope::Explain,
-                    "No model is loaded yet; wait for it or pick one.".into(),
-                    None,
-                );
-                return None;
-            };
+            let mut current = model_or_say(loaded, ErrorScope::Explain, None)?;
             answer_explain(&mut current, id, class, interventions);
             Some(current)
         }
@@ -395,14 +367,7 @@ async fn handle(
             hidden_patches,
             heads_off,
         } => {
-            let Some(mut current) = loaded else {
-                post_error(
-                    ErrorScope::Explain,
-                    "No model is loaded yet; wait for it or pick one.".into(),
-                    None,
-                );
-                return None;
-            };
+            let mut current = model_or_say(loaded, ErrorScope::Explain, None)?;
             let last = current.last_input.as_ref();
             let answer = super::explain_worker::what_if(
                 &mut current.explainer,
@@ -419,6 +384,15 @@ async fn handle(
             Some(current)
         }
     }
+}
+
+/// The loaded model, or `None` after telling the page, in `scope`, that there is none yet.
+fn model_or_say(loaded: Option<Loaded>, scope: ErrorScope, id: Option<u64>) -> Option<Loaded> {
+    if loaded.is_none() {
+        let message = "No model is loaded yet; wait for it or pick one.".to_string();
+        post_error(scope, message, id);
+    }
+    loaded
 }
 
 /// Posts the explanation of image `id` (see [`super::explain_worker`]).
